@@ -1,0 +1,1 @@
+"""ccpo_agents: LLM policies, credit assignment, advantage estimators and losses, trainer and CLI."""

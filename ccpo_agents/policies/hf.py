@@ -1,0 +1,396 @@
+"""``HFPolicy``: batched sampling from a ``transformers`` causal LM (CPU fp32 or GPU bf16), optional LoRA.
+
+What a call does::
+
+    observations --dedup--> distinct prompts --chat template--> token ids --left pad--> micro-batches
+        --generate(num_return_sequences=n, KV cache)--> completions cut at the first end token --> Generation
+
+Log-probs. ``Generation.logprobs[t]`` is ``log softmax(processed logits)[token_t]`` where the processed logits
+are the ones the token was actually sampled from: after repetition-style processors from the model's config,
+then temperature, top-k, top-p and min-p (in that order; filtered tokens are ``-inf``). At temperature 1 with
+top-p = 1, top-k = 0 and min-p = 0 this is the plain model log-prob, which
+:func:`~ccpo_agents.policies.scoring.sequence_logprobs` reproduces (to float tolerance). With greedy decoding
+it is the model log-prob at temperature 1. The values are recorded by a logits processor placed after our
+warpers, so memory is ``O(rows x vocab)`` rather than the ``O(steps x rows x vocab)`` of ``output_scores``.
+
+Determinism. With ``seeds`` given, each micro-batch's sampling RNG is seeded from the seeds of the rows in
+it (``torch.random.fork_rng``: the caller's global RNG stream is untouched). Guarantee: the same model weights,
+device and dtype, :class:`GenerationConfig` (including ``max_batch_size``), role/system prompt, list of
+observations and list of seeds give the same outputs, call after call. Not guaranteed: that one
+(observation, seed) pair gives the same sample inside a *different* batch (padding and micro-batch
+composition change the RNG stream and the floating-point reductions), nor bitwise equality across
+devices or with non-deterministic CUDA kernels. Without ``seeds``, sampling draws from torch's global RNG, so
+``torch.manual_seed`` before the call makes it reproducible in the same way.
+
+Deduplication. Identical observations in one call (k solo answers to one problem, m answers to one thought)
+are tokenised once and fed to ``generate`` as one row with ``num_return_sequences`` = its count; samples come
+back in input order. ``stats.prompts_encoded`` / ``stats.generate_input_rows`` count what was encoded and fed.
+(``generate`` still runs the prefill once per returned sequence.) Distinct prompts with different counts go to
+separate ``generate`` calls; a count above ``max_batch_size`` is split across calls. Greedy decoding generates
+each distinct prompt once and copies the result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from transformers import GenerationConfig as HFGenerationConfig
+from transformers import LogitsProcessor, LogitsProcessorList
+from transformers.generation.logits_process import (
+    MinPLogitsWarper,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+
+from ccpo_agents.policies.base import (
+    GenerationConfig,
+    LoraSettings,
+    PolicyStats,
+    derive_seed,
+    encode_prompt,
+    group_duplicates,
+)
+from ccpo_agents.policies.loading import (
+    add_lora,
+    is_peft_model,
+    load_model_and_tokenizer,
+    use_adapter,
+)
+from ccpo_agents.policies.scoring import pad_batch, sequence_logprobs
+from ccpo_env.records import Generation
+
+__all__ = ["HFPolicy"]
+
+
+@contextmanager
+def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    # Sampling must not see dropout; restore the caller's mode afterwards (the trainer may be mid-epoch).
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        if was_training:
+            model.train()
+
+
+class _LogprobRecorder(LogitsProcessor):
+    """Records ``log_softmax`` of the final processed scores and gathers the sampled token's entry.
+
+    The token sampled at step ``t`` is only visible at step ``t + 1`` (as ``input_ids[:, -1]``), so each call
+    gathers from the previous step's table; :meth:`finish` gathers the last token from the sequences.
+    """
+
+    def __init__(self) -> None:
+        self._prev: torch.Tensor | None = None
+        self._steps: list[torch.Tensor] = []
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self._prev is not None:
+            self._steps.append(self._prev.gather(-1, input_ids[:, -1:]).squeeze(-1))
+        self._prev = torch.log_softmax(scores.float(), dim=-1)
+        return scores
+
+    def finish(self, completion: torch.Tensor) -> torch.Tensor:
+        steps = list(self._steps)
+        if self._prev is not None and completion.shape[1] > 0:
+            steps.append(self._prev.gather(-1, completion[:, -1:]).squeeze(-1))
+        if len(steps) != completion.shape[1]:
+            raise RuntimeError(f"recorded {len(steps)} sampling steps for {completion.shape[1]} tokens")
+        if not steps:
+            return completion.new_zeros(completion.shape, dtype=torch.float32)
+        return torch.stack(steps, dim=1)
+
+
+class HFPolicy:
+    """A ``transformers`` causal LM as a batched policy returning :class:`Generation` objects.
+
+    Args:
+        model: a causal LM (or a peft model around one). It is used as is: not copied, not cast.
+        tokenizer: its tokenizer; its chat template (if any) formats prompts.
+        role: role name recorded in ``Generation.extra["role"]`` (e.g. ``"thinker"``).
+        system_prompt: system message prepended to every observation (none by default).
+        generation: sampling settings (default :class:`GenerationConfig`).
+        adapter: peft adapter to activate while generating/scoring (per-role LoRA); ``None`` leaves the
+            model's active adapter alone.
+        device: move the model there; default: wherever the model already is.
+        chat_template_kwargs: extra variables for the chat template (e.g. ``{"enable_thinking": False}``).
+
+    See the module docstring for log-prob semantics, the determinism guarantee and deduplication.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        role: str | None = None,
+        system_prompt: str | None = None,
+        generation: GenerationConfig | None = None,
+        adapter: str | None = None,
+        device: str | torch.device | None = None,
+        chat_template_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        if adapter is not None and (not is_peft_model(model) or adapter not in model.peft_config):
+            raise ValueError(f"adapter {adapter!r} is not an adapter of the given model")
+        if device is not None:
+            model.to(device)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.role = role
+        self.system_prompt = system_prompt
+        self.generation = generation if generation is not None else GenerationConfig()
+        self.adapter = adapter
+        self.chat_template_kwargs = dict(chat_template_kwargs or {})
+        self.stats = PolicyStats()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str,
+        *,
+        dtype: str | torch.dtype = "auto",
+        device: str | torch.device | None = None,
+        lora: LoraSettings | None = None,
+        role: str | None = None,
+        system_prompt: str | None = None,
+        generation: GenerationConfig | None = None,
+        attn_implementation: str | None = None,
+        trust_remote_code: bool = False,
+        seed: int = 0,
+    ) -> HFPolicy:
+        """Load ``name_or_path`` (a local directory, a Hub id, or a tiny preset name) as a policy.
+
+        ``dtype="auto"`` is float32 on CPU and bfloat16 on CUDA. With ``lora``, the base weights are frozen
+        and one adapter (named ``role``, or ``"default"``) is added with peft, initialised from ``seed``.
+        """
+        model, tokenizer = load_model_and_tokenizer(
+            name_or_path, dtype=dtype, device=device, attn_implementation=attn_implementation,
+            trust_remote_code=trust_remote_code, seed=seed,
+        )  # fmt: skip
+        adapter = None
+        if lora is not None:
+            adapter = role or "default"
+            model = add_lora(model, lora, [adapter], seed=seed)
+        return cls(model, tokenizer, role=role, system_prompt=system_prompt, generation=generation, adapter=adapter)
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def pad_token_id(self) -> int:
+        """Filler id for padding: the tokenizer's pad token, else its EOS, else 0."""
+        for tid in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id):
+            if tid is not None:
+                return int(tid)
+        return 0
+
+    @property
+    def stop_token_ids(self) -> list[int]:
+        """End-of-completion ids: tokenizer EOS, the model's generation-config EOS ids and the extra ones."""
+        ids: list[int] = []
+        base = self.model.get_base_model() if is_peft_model(self.model) else self.model
+        gc_eos = getattr(getattr(base, "generation_config", None), "eos_token_id", None)
+        for tid in [self.tokenizer.eos_token_id, *_as_list(gc_eos), *self.generation.stop_token_ids]:
+            if tid is not None and int(tid) not in ids:
+                ids.append(int(tid))
+        if not ids:
+            raise ValueError("no end token: the tokenizer has no eos_token and no stop_token_ids were given")
+        return ids
+
+    # ------------------------------------------------------------------ public API
+
+    def encode(self, observation: str) -> list[int]:
+        """The prompt token ids this policy feeds the model for ``observation``."""
+        return encode_prompt(self.tokenizer, observation, self.system_prompt, self.chat_template_kwargs)
+
+    def __call__(self, observations: Sequence[str], *, seeds: Sequence[int] | None = None) -> list[Generation]:
+        """Sample one completion per observation (see the module docstring for the guarantees)."""
+        obs = [str(o) for o in observations]
+        if seeds is not None and len(seeds) != len(obs):
+            raise ValueError(f"got {len(seeds)} seeds for {len(obs)} observations")
+        self.stats.calls += 1
+        self.stats.observations += len(obs)
+        if not obs:
+            return []
+        gen = self.generation
+        greedy = not gen.do_sample
+        groups = group_duplicates(obs, gen.deduplicate)
+        prompts = [self.encode(obs[g[0]]) for g in groups]
+        self.stats.prompts_encoded += len(prompts)
+        self._check_length(max(len(p) for p in prompts))
+
+        # A job is (group, first sample, number of samples) with at most max_batch_size samples; jobs with
+        # the same sample count share generate() calls because num_return_sequences is per call.
+        by_n: dict[int, list[tuple[int, int, int]]] = {}
+        for gi, g in enumerate(groups):
+            need = 1 if greedy else len(g)
+            for start in range(0, need, gen.max_batch_size):
+                n = min(gen.max_batch_size, need - start)
+                by_n.setdefault(n, []).append((gi, start, n))
+
+        results: list[Generation | None] = [None] * len(obs)
+        with _eval_mode(self.model), use_adapter(self.model, self.adapter), torch.no_grad():
+            for n, jobs in by_n.items():
+                per_call = max(1, gen.max_batch_size // n)
+                for c0 in range(0, len(jobs), per_call):
+                    chunk = jobs[c0 : c0 + per_call]
+                    seed = None
+                    if seeds is not None:
+                        seed = derive_seed(
+                            "hf", n, *(seeds[groups[gi][s]] for gi, st, k in chunk for s in range(st, st + k))
+                        )
+                    samples = self._generate([prompts[gi] for gi, _, _ in chunk], n, seed)
+                    for j, (gi, start, k) in enumerate(chunk):
+                        drawn = samples[j * n : (j + 1) * n]
+                        if greedy:
+                            for pos in groups[gi]:
+                                results[pos] = _copy(drawn[0])
+                        else:
+                            for s in range(k):
+                                results[groups[gi][start + s]] = drawn[s]
+        assert all(r is not None for r in results)
+        return results  # type: ignore[return-value]
+
+    def logprobs_of(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        completion_ids: Sequence[Sequence[int]],
+        *,
+        temperature: float = 1.0,
+    ) -> list[torch.Tensor]:
+        """Per-token log-probs of each completion under this policy (its adapter active), with gradients
+        unless called under ``torch.no_grad()``; the model's train/eval mode is left as it is."""
+        batch = pad_batch(prompt_ids, completion_ids, self.pad_token_id, device=self.device)
+        with use_adapter(self.model, self.adapter):
+            scored = sequence_logprobs(
+                self.model, batch.input_ids, batch.attention_mask, batch.completion_mask, temperature=temperature
+            )
+        return [scored.logprobs[i, : len(c)] for i, c in enumerate(completion_ids)]
+
+    # ------------------------------------------------------------------ internals
+
+    def _check_length(self, prompt_len: int) -> None:
+        limit = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+        if limit is not None and prompt_len + self.generation.max_new_tokens > limit:
+            raise ValueError(
+                f"prompt ({prompt_len} tokens) + max_new_tokens ({self.generation.max_new_tokens}) exceeds the "
+                f"model's max_position_embeddings ({limit}); shorten the observation or max_new_tokens"
+            )
+
+    def _warpers(self) -> list[LogitsProcessor]:
+        # Our own warpers, in transformers' order, so that the recorder placed after them sees exactly the
+        # distribution that is sampled (generate() would append its warpers *after* custom processors).
+        gen = self.generation
+        if not gen.do_sample:
+            return []
+        out: list[LogitsProcessor] = []
+        if gen.temperature != 1.0:
+            out.append(TemperatureLogitsWarper(gen.temperature))
+        if gen.top_k > 0:
+            out.append(TopKLogitsWarper(top_k=gen.top_k))
+        if gen.top_p < 1.0:
+            out.append(TopPLogitsWarper(top_p=gen.top_p))
+        if gen.min_p > 0.0:
+            out.append(MinPLogitsWarper(min_p=gen.min_p))
+        return out
+
+    def _hf_config(self, n: int) -> HFGenerationConfig:
+        gen = self.generation
+        stop = self.stop_token_ids
+        kwargs: dict[str, Any] = dict(
+            max_new_tokens=gen.max_new_tokens, do_sample=gen.do_sample, num_beams=1, num_return_sequences=n,
+            eos_token_id=stop, pad_token_id=self.pad_token_id, return_dict_in_generate=True, use_cache=True,
+            repetition_penalty=1.0,
+        )  # fmt: skip
+        if gen.do_sample:
+            # Unset fields are filled from the model's generation_config (e.g. Qwen ships top_k=20,
+            # top_p=0.8) and transformers' defaults (top_k=50): neutralise every warper explicitly.
+            kwargs.update(temperature=1.0, top_k=0, top_p=1.0, typical_p=1.0, epsilon_cutoff=0.0, eta_cutoff=0.0)
+            base = self.model.get_base_model() if is_peft_model(self.model) else self.model
+            model_gc = getattr(base, "generation_config", None)
+            if getattr(model_gc, "min_p", None) is not None:
+                kwargs["min_p"] = 0.0
+            if getattr(model_gc, "top_h", None) is not None:
+                raise ValueError("the model's generation_config sets top_h; HFPolicy owns sampling: unset it")
+        return HFGenerationConfig(**kwargs)
+
+    def _generate(self, prompts: list[list[int]], n: int, seed: int | None) -> list[Generation]:
+        """One ``generate`` call: ``len(prompts) * n`` samples, prompt-major (row ``i * n + k``)."""
+        device = self.device
+        pad = self.pad_token_id
+        width = max(len(p) for p in prompts)
+        input_ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(prompts), width), dtype=torch.long)
+        for i, p in enumerate(prompts):
+            input_ids[i, width - len(p) :] = torch.as_tensor(p, dtype=torch.long)
+            attention[i, width - len(p) :] = 1
+        recorder = _LogprobRecorder()
+        processors = LogitsProcessorList([*self._warpers(), recorder])
+        t0 = time.perf_counter()
+        with torch.random.fork_rng(devices=_rng_devices(device), enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(seed)
+            out = self.model.generate(
+                input_ids=input_ids.to(device),
+                attention_mask=attention.to(device),
+                generation_config=self._hf_config(n),
+                logits_processor=processors,
+            )
+        self.stats.generate_seconds += time.perf_counter() - t0
+        self.stats.generate_calls += 1
+        self.stats.generate_input_rows += len(prompts)
+        completion = out.sequences[:, width:]
+        token_lists = completion.tolist()
+        logprob_lists = recorder.finish(completion).tolist()
+        stop = set(self.stop_token_ids)
+        extra = {k: v for k, v in (("role", self.role), ("adapter", self.adapter)) if v is not None}
+        results = []
+        for row, (ids, lps) in enumerate(zip(token_lists, logprob_lists)):
+            end = next((i for i, t in enumerate(ids) if t in stop), None)
+            ids = ids if end is None else ids[: end + 1]
+            self.stats.sequences += 1
+            self.stats.completion_tokens += len(ids)
+            results.append(
+                Generation(
+                    text=self.tokenizer.decode(ids, skip_special_tokens=self.generation.skip_special_tokens),
+                    token_ids=ids,
+                    logprobs=lps[: len(ids)],
+                    prompt_token_ids=list(prompts[row // n]),
+                    truncated=end is None,
+                    extra=dict(extra),
+                )
+            )
+        return results
+
+
+def _as_list(x: Any) -> list[Any]:
+    if x is None:
+        return []
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _rng_devices(device: torch.device) -> list[Any]:
+    # fork_rng must save/restore the CUDA generator that generate() draws from.
+    if device.type == "cuda":
+        return [device.index if device.index is not None else torch.cuda.current_device()]
+    return []
+
+
+def _copy(g: Generation) -> Generation:
+    return Generation(
+        text=g.text,
+        token_ids=list(g.token_ids or []),
+        logprobs=list(g.logprobs or []),
+        prompt_token_ids=list(g.prompt_token_ids or []),
+        truncated=g.truncated,
+        extra=dict(g.extra),
+    )

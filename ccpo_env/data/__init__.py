@@ -1,0 +1,35 @@
+"""Benchmark datasets and the synthetic ``arith`` family, all normalised to :class:`Problem`.
+
+>>> from ccpo_env.data import load_dataset
+>>> ds = load_dataset("arith", split="train", level=2, limit=3)
+>>> ds[0].problem  # doctest: +SKIP
+'Compute (23*4)+(17*3).'
+
+Benchmark sets resolve from ``data_dir=``, then ``$CCPO_DATA_DIR``, then the Hugging Face Hub.
+"""
+
+from ccpo_env.data.arith import ArithDataset, arith_one_op_solve, arith_oracle_thought
+from ccpo_env.data.dataset import Dataset, DatasetNotFoundError, UnknownDatasetError
+from ccpo_env.data.problem import Problem
+from ccpo_env.data.registry import (
+    DATA_DIR_ENV,
+    describe_datasets,
+    list_datasets,
+    load_dataset,
+    register_dataset,
+)
+
+__all__ = [
+    "DATA_DIR_ENV",
+    "ArithDataset",
+    "Dataset",
+    "DatasetNotFoundError",
+    "Problem",
+    "UnknownDatasetError",
+    "arith_one_op_solve",
+    "arith_oracle_thought",
+    "describe_datasets",
+    "list_datasets",
+    "load_dataset",
+    "register_dataset",
+]

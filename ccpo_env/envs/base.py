@@ -1,0 +1,307 @@
+"""Shared machinery of the collaborative-reasoning environments.
+
+:class:`TeamEnv` holds what ThinkSolve and Voting have in common: the dataset and problem choice,
+seeding, the counterfactual reset hooks (``options={"problem": ..., "remove": [...]}`` and
+:meth:`TeamEnv.counterfactual`), the joint reward values, action clean-up and rendering. Each
+concrete env lives in its own module and defines its agents, observations and ``step``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from gymnasium.utils import seeding
+from pettingzoo import AECEnv
+
+from ccpo_env.data import Problem, load_dataset
+from ccpo_env.prompts import DEFAULT_TEMPLATES, PromptTemplates
+from ccpo_env.records import action_text
+from ccpo_env.spaces import TextObservation, text_space, to_observation
+from ccpo_env.verify import Verdict, verify
+
+__all__ = ["TeamEnv"]
+
+_KNOWN_OPTIONS = frozenset({"problem", "remove"})
+
+
+class TeamEnv(AECEnv):
+    """Base class: a team of agents answers one problem per episode and shares one verified reward.
+
+    Args:
+        dataset: a registered dataset name (see :func:`ccpo_env.data.list_datasets`) or a sequence of
+            :class:`~ccpo_env.data.Problem` (e.g. a loaded ``Dataset``).
+        split: dataset split (the benchmark sets have ``"test"``; ``arith`` has ``"train"``/``"test"``).
+        data_dir: folder holding ``<name>.jsonl``; defaults to ``$CCPO_DATA_DIR``, then the Hub.
+        dataset_options: extra keyword arguments for :func:`~ccpo_env.data.load_dataset`
+            (e.g. ``{"level": 2}`` for ``arith``).
+        problems: restrict episodes to these problem indices or ids (``None``: the whole dataset).
+        limit: keep only the first ``limit`` problems of the dataset.
+        reward_correct: joint reward when the team's answer is right (default ``1.0``).
+        reward_incorrect: joint reward otherwise (default ``-1.0``; use ``0.0`` for {1, 0} rewards).
+        max_action_chars: longer actions are cut to this many characters and flagged in ``infos``
+            as ``action_truncated`` (default 8192).
+        max_observation_chars: bound of the observation space; longer observations keep head and
+            tail (default 32768).
+        templates: role prompt templates (default :data:`~ccpo_env.prompts.DEFAULT_TEMPLATES`).
+        seed: seed used by the first ``reset()`` that is given no seed.
+        verifier: ``fn(response, gold, *, answer_type) -> Verdict`` scoring the team's answer
+            (default :func:`ccpo_env.verify.verify`); plug in your own for other tasks.
+        render_mode: ``None``, ``"ansi"`` (``render()`` returns the transcript) or ``"human"`` (prints it).
+    """
+
+    metadata: dict[str, Any] = {"render_modes": ["ansi", "human"], "is_parallelizable": False}
+    #: agents that may appear in ``options["remove"]``; set by subclasses.
+    removable_agents: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        dataset: str | Sequence[Problem] = "arith",
+        *,
+        split: str = "test",
+        data_dir: str | None = None,
+        dataset_options: dict[str, Any] | None = None,
+        problems: Sequence[int | str] | None = None,
+        limit: int | None = None,
+        reward_correct: float = 1.0,
+        reward_incorrect: float = -1.0,
+        max_action_chars: int = 8192,
+        max_observation_chars: int = 32768,
+        templates: PromptTemplates | None = None,
+        seed: int | None = None,
+        verifier: Callable[..., Verdict] | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__()
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode={render_mode!r} is not supported; valid: {self.metadata['render_modes']} or None")
+        if max_action_chars < 1 or max_observation_chars < 1:
+            raise ValueError("max_action_chars and max_observation_chars must be positive")
+        if not float(reward_correct) > float(reward_incorrect):
+            raise ValueError(
+                f"reward_correct ({reward_correct}) must be greater than reward_incorrect ({reward_incorrect})"
+            )
+        if isinstance(dataset, str):
+            self.dataset = load_dataset(dataset, split=split, data_dir=data_dir, limit=limit, **(dataset_options or {}))
+        else:
+            if dataset_options:
+                raise ValueError("dataset_options only apply when dataset is given by name")
+            self.dataset = dataset if limit is None else dataset[:limit]
+        if len(self.dataset) == 0:
+            raise ValueError(f"dataset {dataset!r} has no problems")
+        # What a counterfactual branch needs to be built like this env; subclasses add their own.
+        self._spawn_kwargs: dict[str, Any] = dict(
+            reward_correct=reward_correct, reward_incorrect=reward_incorrect,
+            max_action_chars=max_action_chars, max_observation_chars=max_observation_chars,
+            templates=templates, render_mode=render_mode, verifier=verifier,
+        )
+        self.verifier = verifier if verifier is not None else verify
+        self.reward_correct = float(reward_correct)
+        self.reward_incorrect = float(reward_incorrect)
+        self.max_action_chars = int(max_action_chars)
+        self.max_observation_chars = int(max_observation_chars)
+        self.templates = templates if templates is not None else DEFAULT_TEMPLATES
+        self.render_mode = render_mode
+        self._ids: dict[str, int] | None = None
+        self._subset: list[int] | None = None
+        if problems is not None:
+            self._subset = [self._resolve_problem(p) for p in problems]
+            if not self._subset:
+                raise ValueError("problems= must name at least one problem")
+        self._default_seed = seed
+        self.np_random, self.np_random_seed = seeding.np_random(seed)
+        self._episode_seed: int | None = None
+        self._branch_count = 0
+        self.problem_index: int | None = None
+        self.problem: Problem | None = None
+        self.removed: tuple[str, ...] = ()
+        self._moves: list[tuple[str, str]] = []
+        self._observation_space = text_space(self.max_observation_chars)
+        self._action_space = text_space(self.max_action_chars)
+
+    # ------------------------------------------------------------------ spaces
+    def observation_space(self, agent: str):  # noqa: D102 - PettingZoo API
+        return self._observation_space
+
+    def action_space(self, agent: str):  # noqa: D102 - PettingZoo API
+        return self._action_space
+
+    # ------------------------------------------------------------------ problems
+    def _resolve_problem(self, key: int | str) -> int:
+        """Map a problem index or id to an index into the dataset."""
+        n = len(self.dataset)
+        if isinstance(key, bool) or not isinstance(key, (int, str)) and not hasattr(key, "__index__"):
+            raise TypeError(f"a problem is chosen by index (int) or id (str); got {type(key).__name__}")
+        if isinstance(key, str):
+            index_of = getattr(self.dataset, "index_of", None)
+            if index_of is not None:
+                return int(index_of(key))
+            if self._ids is None:
+                self._ids = {p.id: i for i, p in enumerate(self.dataset)}
+            if key not in self._ids:
+                raise KeyError(f"no problem with id {key!r} in this dataset (ids look like {self.dataset[0].id!r})")
+            return self._ids[key]
+        index = int(key)
+        if not -n <= index < n:
+            raise IndexError(f"problem index {index} is out of range for a dataset of {n} problems")
+        return index % n
+
+    def _parse_options(self, options: dict[str, Any] | None) -> tuple[int | None, tuple[str, ...]]:
+        options = dict(options or {})
+        unknown = set(options) - _KNOWN_OPTIONS
+        if unknown:
+            # api_test passes an unknown key on purpose, so this warns instead of raising.
+            warnings.warn(
+                f"{type(self).__name__}.reset ignores unknown option(s) {sorted(unknown)}; "
+                f"valid options are {sorted(_KNOWN_OPTIONS)}",
+                stacklevel=3,
+            )
+        problem = options.get("problem")
+        index = None if problem is None else self._resolve_problem(problem)
+        remove = options.get("remove") or ()
+        if isinstance(remove, str):
+            remove = (remove,)
+        remove = tuple(dict.fromkeys(remove))
+        bad = [a for a in remove if a not in self.possible_agents]
+        if bad:
+            raise ValueError(f"cannot remove unknown agent(s) {bad}; agents are {self.possible_agents}")
+        if len(remove) == len(self.possible_agents):
+            raise ValueError("removing every agent leaves nobody to answer; keep at least one agent")
+        not_removable = [a for a in remove if a not in self.removable_agents]
+        if not_removable:
+            raise ValueError(
+                f"agent(s) {not_removable} cannot be removed from {type(self).__name__}; "
+                f"removable agents are {list(self.removable_agents)}"
+            )
+        return index, remove
+
+    def _start_episode(self, seed: int | None, options: dict[str, Any] | None) -> None:
+        """Seed, pick the problem and the removed agents; subclasses then set up their state."""
+        index, remove = self._parse_options(options)  # validate before changing any state
+        if seed is None and self._episode_seed is None and self._default_seed is not None:
+            seed = self._default_seed
+        if seed is not None:
+            self.np_random, self.np_random_seed = seeding.np_random(seed)
+            self._branch_count = 0
+        # The episode seed drives anything random inside the episode (e.g. a tie-break draw).
+        self._episode_seed = int(self.np_random.integers(2**31 - 1))
+        if index is None:
+            pool = self._subset if self._subset is not None else None
+            n = len(pool) if pool is not None else len(self.dataset)
+            pick = int(self.np_random.integers(n))
+            index = pool[pick] if pool is not None else pick
+        self.problem_index = index
+        self.problem = self.dataset[index]
+        self.removed = remove
+        self.agents = [a for a in self.possible_agents if a not in remove]
+        self.rewards = {a: 0.0 for a in self.agents}
+        self._cumulative_rewards = {a: 0.0 for a in self.agents}
+        self.terminations = {a: False for a in self.agents}
+        self.truncations = {a: False for a in self.agents}
+        self.infos = {a: self._base_info(a) for a in self.agents}
+        self.agent_selection = self.agents[0]
+        self._moves = []
+
+    def _base_info(self, agent: str) -> dict[str, Any]:
+        assert self.problem is not None
+        return {
+            "problem_id": self.problem.id,
+            "problem_index": self.problem_index,
+            "source": self.problem.source,
+            "removed": list(self.removed),
+        }
+
+    # ------------------------------------------------------------------ counterfactual hooks
+    def counterfactual(self, remove: Sequence[str] = (), *, seed: int | None = None) -> TeamEnv:
+        """A fresh env on the *same* problem with ``remove`` left out, reset and ready to step.
+
+        The branch shares this env's dataset object (nothing is reloaded). Its seed is derived from
+        this episode's seed and a branch counter unless ``seed`` is given, so repeated calls give
+        distinct but reproducible branches.
+        """
+        if self.problem_index is None:
+            raise RuntimeError("call reset() before counterfactual(): there is no problem to branch from")
+        if seed is None:
+            self._branch_count += 1
+            seed = _stable_seed(self._episode_seed, self.problem_index, tuple(remove), self._branch_count)
+        branch = self.spawn()
+        branch.reset(seed=seed, options={"problem": self.problem_index, "remove": list(remove)})
+        return branch
+
+    def spawn(self) -> TeamEnv:
+        """A new, not yet reset env of the same class and configuration, sharing this env's dataset.
+
+        The rollout driver uses it to make many envs from one template without reloading data.
+        """
+        return type(self)(self.dataset, **self._spawn_kwargs)
+
+    # ------------------------------------------------------------------ helpers for subclasses
+    def _clean_action(self, action: Any) -> tuple[str, bool]:
+        """Validate an action and cut it to ``max_action_chars``; returns (text, was_truncated)."""
+        if action is None:
+            raise ValueError(
+                f"agent {self.agent_selection!r} is live and must act with a string; None is only valid "
+                "for terminated agents"
+            )
+        try:
+            text = action_text(action)
+        except TypeError as e:
+            raise TypeError(f"invalid action for {self.agent_selection!r}: {e}") from None
+        if len(text) > self.max_action_chars:
+            return text[: self.max_action_chars], True
+        return text, False
+
+    def _observation(self, text: str) -> TextObservation:
+        return to_observation(text, self.max_observation_chars)
+
+    def _verify(self, response: str) -> Verdict:
+        assert self.problem is not None
+        return self.verifier(response, self.problem.answer, answer_type=self.problem.answer_type)
+
+    def _reward_for(self, correct: bool) -> float:
+        return self.reward_correct if correct else self.reward_incorrect
+
+    def _next_live_agent(self, after: str) -> str | None:
+        later = self.agents[self.agents.index(after) + 1 :]
+        return later[0] if later else None
+
+    # ------------------------------------------------------------------ rendering
+    def transcript(self) -> str:
+        """A human-readable transcript of the current episode (problem, moves, outcome)."""
+        if self.problem is None:
+            return f"{type(self).__name__}: not reset yet"
+        lines = [f"=== {type(self).__name__} | {self.problem.source}:{self.problem.id}"]
+        if self.removed:
+            lines.append(f"removed: {', '.join(self.removed)}")
+        lines.append(f"problem: {self.problem.problem}")
+        for agent, text in self._moves:
+            lines.append(f"--- {agent}:\n{text}")
+        outcome = self._outcome_lines()
+        lines.extend(outcome if outcome else ["(episode in progress)"])
+        return "\n".join(lines)
+
+    def _outcome_lines(self) -> list[str]:
+        """Lines describing the finished episode's outcome (empty while it runs)."""
+        return []
+
+    def render(self) -> str | None:
+        """``"ansi"``: return the transcript; ``"human"``: print it; ``None``: warn and do nothing."""
+        if self.render_mode is None:
+            warnings.warn("render() called without a render_mode; pass render_mode='ansi' or 'human'", stacklevel=2)
+            return None
+        text = self.transcript()
+        if self.render_mode == "human":
+            print(text)
+            return None
+        return text
+
+    def close(self) -> None:
+        """Nothing to release: the verifier's worker pool is shared and closes at interpreter exit."""
+
+
+def _stable_seed(*parts: Any) -> int:
+    """A seed derived from ``parts`` that is identical across processes (no ``hash()`` salt)."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") % (2**31 - 1)

@@ -1,0 +1,210 @@
+"""VotingEnv: N voters answer in turn; the plurality answer is the team's answer.
+
+Voters ``voter_0 .. voter_{N-1}`` act in order. By default a voter does not see earlier votes
+(independent sampling, like self-consistency); ``visible_votes=True`` shows each voter the answers
+extracted from earlier votes, which makes a deliberation chain.
+
+Counting: each vote's final answer is extracted with the verifier; votes with no answer abstain.
+Answers are grouped into equivalence classes with :func:`ccpo_env.verify.equivalent` (``1/2`` and
+``0.5`` are one class), and the class with the most votes wins. Ties (``tie_break``):
+
+- ``"expected"`` (default): the joint reward is the *expected* reward of a uniform random choice
+  among the tied classes, so a 1–1 tie between a right and a wrong answer gives 0 with ±1 rewards.
+  Deterministic and lower-variance than a draw.
+- ``"random"``: one tied class is drawn uniformly with a generator seeded from the episode seed
+  (so the same seed gives the same draw).
+
+If every vote abstains the team has no answer and gets ``reward_incorrect``.
+
+:meth:`VotingEnv.counterfactual_rewards` re-counts the recorded votes with one voter left out: the
+counterfactual ``R_¬i`` needs no new decoding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ccpo_env.envs.base import TeamEnv, _stable_seed
+from ccpo_env.spaces import TextObservation
+from ccpo_env.verify import Verdict, equivalent
+
+__all__ = ["VotingEnv", "VoteTally", "env"]
+
+TIE_BREAKS = ("expected", "random")
+
+
+@dataclass(frozen=True)
+class VoteTally:
+    """Result of counting a set of votes.
+
+    Attributes:
+        reward: the joint reward (an expectation under ``tie_break="expected"``).
+        winner: index of the winning class in ``classes`` (``None`` when every vote abstained or
+            under an ``"expected"`` tie).
+        classes: per equivalence class: (representative answer, number of votes, correct).
+        tied: indices of the classes tied for the most votes.
+    """
+
+    reward: float
+    winner: int | None
+    classes: tuple[tuple[str, int, bool], ...]
+    tied: tuple[int, ...]
+
+    @property
+    def correct(self) -> bool:
+        """Whether the team's answer is right (under an ``"expected"`` tie: whether its expected reward is positive-leaning, i.e. a majority of tied classes are right)."""
+        if self.winner is not None:
+            return self.classes[self.winner][2]
+        if not self.tied:
+            return False
+        right = sum(self.classes[i][2] for i in self.tied)
+        return right * 2 > len(self.tied)
+
+
+class VotingEnv(TeamEnv):
+    """N-agent plurality vote over verifier equivalence classes. See the module docstring.
+
+    Args:
+        dataset: dataset name or sequence of problems (see :class:`~ccpo_env.envs.base.TeamEnv`).
+        num_voters: number of voters (default 3).
+        visible_votes: show earlier votes to later voters (default False).
+        tie_break: ``"expected"`` (default) or ``"random"``.
+        **kwargs: every other :class:`~ccpo_env.envs.base.TeamEnv` argument.
+    """
+
+    metadata = {"render_modes": ["ansi", "human"], "name": "voting_v0", "is_parallelizable": False}
+
+    def __init__(
+        self,
+        dataset: Any = "arith",
+        *,
+        num_voters: int = 3,
+        visible_votes: bool = False,
+        tie_break: str = "expected",
+        **kwargs: Any,
+    ) -> None:
+        if isinstance(num_voters, bool) or not isinstance(num_voters, int) or num_voters < 1:
+            raise ValueError(f"num_voters must be a positive integer, got {num_voters!r}")
+        if tie_break not in TIE_BREAKS:
+            raise ValueError(f"tie_break={tie_break!r} is not valid; choose one of {list(TIE_BREAKS)}")
+        self.possible_agents = [f"voter_{i}" for i in range(num_voters)]
+        self.removable_agents = tuple(self.possible_agents)
+        super().__init__(dataset, **kwargs)
+        self.num_voters = num_voters
+        self.visible_votes = bool(visible_votes)
+        self.tie_break = tie_break
+        self._spawn_kwargs.update(num_voters=num_voters, visible_votes=visible_votes, tie_break=tie_break)
+        self.votes: dict[str, Verdict] = {}
+        self.tally: VoteTally | None = None
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> None:
+        """Start an episode. ``options``: ``problem`` (index or id) and ``remove`` (voters who do not vote)."""
+        self._start_episode(seed, options)
+        self.votes = {}
+        self.tally = None
+
+    def observe(self, agent: str) -> TextObservation:
+        """The voter prompt; with ``visible_votes`` it lists the answers of earlier voters."""
+        assert self.problem is not None, "call reset() first"
+        if agent not in self.possible_agents:
+            raise KeyError(f"unknown agent {agent!r}; agents are {self.possible_agents}")
+        problem = self.problem.problem
+        if not self.visible_votes:
+            return self._observation(self.templates.render("voter", problem=problem))
+        earlier = [
+            f"{a}: {v.pred if v.pred is not None else '(no answer)'}"
+            for a, v in self.votes.items()
+            if self.possible_agents.index(a) < self.possible_agents.index(agent)
+        ]
+        votes = "\n".join(earlier) if earlier else "(none yet)"
+        return self._observation(self.templates.render("voter_visible", problem=problem, votes=votes))
+
+    def step(self, action: Any) -> None:
+        """Record the current voter's answer; the last voter's step counts the votes."""
+        agent = self.agent_selection
+        if self.terminations[agent] or self.truncations[agent]:
+            self._was_dead_step(action)
+            return
+        text, was_cut = self._clean_action(action)
+        self._cumulative_rewards[agent] = 0.0
+        self._clear_rewards()
+        assert self.problem is not None
+        verdict = self._verify(text)
+        self.votes[agent] = verdict
+        self._moves.append((agent, text))
+        self.infos[agent].update(action_truncated=was_cut, pred=verdict.pred)
+        following = self._next_live_agent(agent)
+        if following is not None:
+            self.agent_selection = following
+            return
+        self.tally = self._count(self.votes, rng_seed=self._episode_seed)
+        for a in self.agents:
+            self.rewards[a] = self.tally.reward
+            self.terminations[a] = True
+            self.infos[a].update(
+                correct=self.tally.correct,
+                vote_correct=self.votes[a].correct,
+                reason=self.votes[a].reason,
+                classes=[list(c) for c in self.tally.classes],
+                winner=self.tally.winner,
+                gold=self.problem.answer,
+            )
+        self._accumulate_rewards()
+        self._deads_step_first()
+
+    # ------------------------------------------------------------------ counting
+    def _count(self, votes: dict[str, Verdict], *, rng_seed: Any) -> VoteTally:
+        assert self.problem is not None
+        answer_type = self.problem.answer_type
+        classes: list[list[Any]] = []  # [representative pred, count, correct]
+        for verdict in votes.values():
+            if verdict.pred is None:
+                continue  # abstain
+            for cls in classes:
+                if equivalent(cls[0], verdict.pred, answer_type=answer_type):
+                    cls[1] += 1
+                    break
+            else:
+                classes.append([verdict.pred, 1, verdict.correct])
+        frozen = tuple((c[0], c[1], bool(c[2])) for c in classes)
+        if not classes:
+            return VoteTally(self.reward_incorrect, None, frozen, ())
+        top = max(c[1] for c in classes)
+        tied = tuple(i for i, c in enumerate(classes) if c[1] == top)
+        if len(tied) == 1:
+            return VoteTally(self._reward_for(frozen[tied[0]][2]), tied[0], frozen, tied)
+        if self.tie_break == "expected":
+            reward = float(np.mean([self._reward_for(frozen[i][2]) for i in tied]))
+            return VoteTally(reward, None, frozen, tied)
+        pick = tied[int(np.random.default_rng(_stable_seed("tie", rng_seed)).integers(len(tied)))]
+        return VoteTally(self._reward_for(frozen[pick][2]), pick, frozen, tied)
+
+    def counterfactual_rewards(self) -> dict[str, float]:
+        """For each voter that voted, the joint reward with that voter's vote left out.
+
+        Computed from the recorded votes, with no new decoding. Under ``tie_break="random"`` each
+        re-count draws with its own generator seeded from the episode seed and the voter, so the
+        result is reproducible. A voter whose removal leaves no votes gets ``reward_incorrect``.
+        """
+        if self.tally is None:
+            raise RuntimeError("counterfactual_rewards() needs a finished episode: step every voter first")
+        out: dict[str, float] = {}
+        for agent in self.votes:
+            rest = {a: v for a, v in self.votes.items() if a != agent}
+            out[agent] = self._count(rest, rng_seed=(self._episode_seed, agent)).reward
+        return out
+
+    def _outcome_lines(self) -> list[str]:
+        if self.tally is None or self.problem is None:
+            return []
+        lines = [f"  class {c[0]!r}: {c[1]} vote(s), {'correct' if c[2] else 'wrong'}" for c in self.tally.classes]
+        lines.append(f"=== joint reward {self.tally.reward:+.2f} | gold: {self.problem.answer!r}")
+        return lines
+
+
+def env(**kwargs: Any) -> VotingEnv:
+    """PettingZoo-style constructor."""
+    return VotingEnv(**kwargs)

@@ -1,0 +1,70 @@
+"""Text observation and action spaces.
+
+PettingZoo's ``api_test`` checks that an observation's ``dtype`` equals its space's ``dtype``.
+``gymnasium.spaces.Text`` declares ``dtype = np.dtype(str)`` while a Python ``str`` has no
+``dtype`` at all, so a plain string observation fails that check. :class:`TextObservation` is a
+real ``str`` (tokenizers, f-strings and ``==`` treat it as one) that also carries the space's
+dtype, which is the honest fix: the observation *is* a member of a ``Text`` space.
+
+The charset is every printable Unicode character plus newline, tab and carriage return: benchmark
+problems contain ``’``, ``−``, ``€`` or ``Ś``, and transliterating them would change what the model
+sees. Characters outside the charset (control characters from a broken generation, say) are
+replaced with U+FFFD in observations so that an observation is always inside its space.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import numpy as np
+from gymnasium.spaces import Text
+
+__all__ = ["TextObservation", "printable_charset", "text_space", "to_observation"]
+
+_EXTRA_WHITESPACE = "\n\t\r"
+_REPLACEMENT = "\ufffd"
+
+
+class TextObservation(str):
+    """A ``str`` that declares the dtype of :class:`gymnasium.spaces.Text`."""
+
+    __slots__ = ()
+    dtype = np.dtype(str)
+
+
+@functools.lru_cache(maxsize=1)
+def printable_charset() -> frozenset[str]:
+    """All printable Unicode characters, plus ``\\n``, ``\\t`` and ``\\r``."""
+    chars = {chr(c) for c in range(sys.maxunicode + 1) if chr(c).isprintable()}
+    chars.update(_EXTRA_WHITESPACE)
+    return frozenset(chars)
+
+
+@functools.cache
+def text_space(max_length: int, min_length: int = 0) -> Text:
+    """The shared ``Text`` space of a given length bound.
+
+    Cached so that every agent and every env instance with the same bound gets the *same* object
+    (PettingZoo requires ``observation_space(a) is observation_space(a)``; tianshou requires the
+    spaces of all agents to be equal).
+    """
+    return Text(max_length=max_length, min_length=min_length, charset=printable_charset())
+
+
+def to_observation(text: str, max_length: int) -> TextObservation:
+    """Make ``text`` a member of ``text_space(max_length)``.
+
+    Characters outside the charset become U+FFFD; text longer than ``max_length`` keeps its head
+    and tail around a marker, because the problem statement is at the start and the question the
+    agent must answer is usually at the end.
+    """
+    charset = printable_charset()
+    if not all(c in charset for c in text):
+        text = "".join(c if c in charset else _REPLACEMENT for c in text)
+    if len(text) > max_length:
+        marker = "\n[...]\n"
+        keep = max(max_length - len(marker), 0)
+        head = keep // 2
+        text = text[:head] + marker[: max_length - keep] + text[len(text) - (keep - head) :] if keep else text[:max_length]
+    return TextObservation(text)

@@ -1,0 +1,40 @@
+"""The answer verifier: final-answer extraction, math-verify plus guards, hard timeouts, a cache.
+
+>>> from ccpo_env.verify import verify
+>>> verify("... so the answer is \\\\boxed{\\\\frac{1}{2}}", "0.5")
+Verdict(correct=True, pred='\\\\frac{1}{2}', reason='rational')
+
+Public API: :func:`verify`, :func:`verify_batch`, :func:`extract_answer`, :func:`equivalent`,
+:func:`make_trl_reward`, :class:`Verdict`; plus :func:`clear_cache`, :func:`cache_info`, :func:`shutdown`.
+See :mod:`ccpo_env.verify.api` for the pipeline, :mod:`~ccpo_env.verify.extract` for the extraction rules,
+:mod:`~ccpo_env.verify.normalize` and :mod:`~ccpo_env.verify.compare` for the guards and
+:mod:`~ccpo_env.verify.pool` for the worker-process lifecycle.
+"""
+
+from .api import (
+    ANSWER_TYPES,
+    DEFAULT_TIMEOUT,
+    cache_info,
+    clear_cache,
+    equivalent,
+    shutdown,
+    verify,
+    verify_batch,
+)
+from .extract import extract_answer
+from .trl import make_trl_reward
+from .verdict import Verdict
+
+__all__ = [
+    "ANSWER_TYPES",
+    "DEFAULT_TIMEOUT",
+    "Verdict",
+    "cache_info",
+    "clear_cache",
+    "equivalent",
+    "extract_answer",
+    "make_trl_reward",
+    "shutdown",
+    "verify",
+    "verify_batch",
+]
