@@ -4,22 +4,31 @@
   reset hooks (``reset(options={"problem": ..., "remove": [...]})``, ``env.counterfactual(...)``,
   ``VotingEnv.counterfactual_rewards()``).
 - :mod:`ccpo_env.data`: the dataset registry (benchmarks + the synthetic ``arith`` family).
-- :mod:`ccpo_env.verify`: the answer verifier (math-verify plus guards, hard timeouts, cache).
+- :mod:`ccpo_env.verify`: the answer verifier (math-verify plus guards, hard timeouts, cache);
+  ``from ccpo_env.verify import verify`` (the package name stays the module, not the function).
 - :func:`rollout`: the batched driver that calls each policy once per turn for a whole batch.
 """
 
 from ccpo_env.data import DatasetNotFoundError, Problem, list_datasets, load_dataset, register_dataset
 from ccpo_env.envs import TeamEnv, ThinkSolveEnv, VoteTally, VotingEnv
-from ccpo_env.prompts import DEFAULT_TEMPLATES, PromptTemplates, strip_boxed
+from ccpo_env.prompts import (
+    COMPACT_TEMPLATES,
+    DEFAULT_TEMPLATES,
+    TEMPLATE_PRESETS,
+    PromptTemplates,
+    strip_boxed,
+)
 from ccpo_env.records import Episode, Generation, Turn, action_text
 from ccpo_env.rollout import rollout
 from ccpo_env.spaces import TextObservation, text_space
-from ccpo_env.verify import Verdict, extract_answer, verify, verify_batch
+from ccpo_env.verify import Verdict, extract_answer, verify_batch
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "COMPACT_TEMPLATES",
     "DEFAULT_TEMPLATES",
+    "TEMPLATE_PRESETS",
     "DatasetNotFoundError",
     "Episode",
     "Generation",
@@ -40,6 +49,5 @@ __all__ = [
     "rollout",
     "strip_boxed",
     "text_space",
-    "verify",
     "verify_batch",
 ]

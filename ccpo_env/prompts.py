@@ -17,7 +17,7 @@ import re
 import string
 from dataclasses import dataclass
 
-__all__ = ["PromptTemplates", "DEFAULT_TEMPLATES", "strip_boxed"]
+__all__ = ["PromptTemplates", "DEFAULT_TEMPLATES", "COMPACT_TEMPLATES", "TEMPLATE_PRESETS", "strip_boxed"]
 
 _THINKER = (
     "You are the Thinker in a two-agent team. Read the problem and write the solving thought: "
@@ -99,6 +99,19 @@ class PromptTemplates:
 
 
 DEFAULT_TEMPLATES = PromptTemplates()
+
+#: Short templates for tiny models trained from scratch (e.g. the CPU ``arith`` default): the
+#: instructions of the default templates would be most of every prompt for a few-M-parameter model.
+COMPACT_TEMPLATES = PromptTemplates(
+    thinker="Plan: {problem}",
+    solver_joint="Solve: {problem} Plan: {thought}",
+    solver_solo="Solve: {problem}",
+    voter="Solve: {problem}",
+    voter_visible="Solve: {problem} Votes: {votes}",
+)
+
+#: Named template sets, e.g. for configs: ``env.templates: compact``.
+TEMPLATE_PRESETS: dict[str, PromptTemplates] = {"default": DEFAULT_TEMPLATES, "compact": COMPACT_TEMPLATES}
 
 _BOXED_START = re.compile(r"\\(?:boxed|fbox)\s*\{")
 

@@ -76,7 +76,7 @@ def scratch_registry(monkeypatch):
 def test_list_datasets_has_all_names_sorted():
     names = list_datasets()
     assert names == sorted(names)
-    assert set(BENCHMARKS) | {"arith"} <= set(names)
+    assert set(BENCHMARKS) | {"arith", "math_train"} <= set(names)
     desc = describe_datasets()
     assert list(desc) == names and all(isinstance(v, str) and v for v in desc.values())
 
@@ -335,7 +335,11 @@ def test_hub_path_that_does_not_exist(tmp_path, monkeypatch):
 def test_hub_normalisers_directly():
     """Row -> record rules that need no `datasets` (column aliases, answer clean-up, ids)."""
     specs = hub_mod.HUB_SPECS
-    assert set(specs) == set(BENCHMARKS)
+    assert set(specs) == set(BENCHMARKS) | {"math_train"}
+    m = specs["math_train"].normalise(
+        {"problem": "p", "solution": "so $\\boxed{\\frac{1}{2}}$.", "level": "Level 3", "type": "Algebra"}, 7, "algebra"
+    )
+    assert (m["id"], m["answer"], m["level"]) == ("math-train/algebra/7", "\\frac{1}{2}", "Level 3")
     r = specs["amc23"].normalise({"question": "q", "answer": 27.0, "url": "u"}, 5, None)
     assert (r["id"], r["answer"], r["url"]) == ("amc23-5", "27", "u")
     r = specs["aime25"].normalise({"question": "q", "answer": "70"}, 0, "II")
@@ -377,3 +381,11 @@ def test_real_gaokao_skips_its_two_empty_answers():
 @needs_real
 def test_real_folio_labels():
     assert {p.answer for p in load_dataset("folio")} == {"True", "False", "Uncertain"}
+
+
+def test_math_train_is_a_train_split(tmp_path):
+    f = tmp_path / "math_train.jsonl"
+    f.write_text('{"id": "m0", "problem": "1+1?", "answer": "2", "source": "math_train"}\n')
+    assert load_dataset("math_train", split="train", data_dir=tmp_path)[0].answer == "2"
+    with pytest.raises(ValueError, match="only split='train'"):
+        load_dataset("math_train", split="test", data_dir=tmp_path)

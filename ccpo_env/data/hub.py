@@ -211,6 +211,21 @@ def _norm_folio(row: Row, k: int, tag: str | None) -> Record:
     }
 
 
+def _norm_math_train(row: Row, k: int, tag: str | None) -> Record:
+    solution = str(_pick(row, "solution"))
+    subject = tag or str(row.get("type", "math"))
+    return {
+        "id": f"math-train/{subject}/{k}",
+        "problem": _pick(row, "problem"),
+        "answer": _last_boxed(solution),
+        "solution": solution,
+        **_rest(row, "problem", "solution"),
+    }
+
+
+_MATH_SUBJECTS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
+                  "prealgebra", "precalculus")
+
 HUB_SPECS: dict[str, HubSpec] = {
     "math500": HubSpec("HuggingFaceH4/MATH-500", ((None, "test", None),), _norm_math500),
     "aime24": HubSpec("HuggingFaceH4/aime_2024", ((None, "train", None),), _norm_aime24),
@@ -224,6 +239,8 @@ HUB_SPECS: dict[str, HubSpec] = {
     "minerva_math": HubSpec("math-ai/minervamath", ((None, "test", None),), _norm_minerva),
     "gsm8k": HubSpec("openai/gsm8k", (("main", "test", None),), _norm_gsm8k),
     "folio": HubSpec("tasksource/folio", ((None, "validation", None),), _norm_folio),
+    # MATH train (Hendrycks et al.), one config per subject; the paper's RL training set.
+    "math_train": HubSpec("EleutherAI/hendrycks_math", tuple((s, "train", s) for s in _MATH_SUBJECTS), _norm_math_train),
 }
 
 

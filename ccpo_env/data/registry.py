@@ -151,7 +151,11 @@ _BENCHMARKS: dict[str, tuple[str, str]] = {
     "minerva_math": ("math", "Minerva OCWCourses (272 problems)"),
     "gsm8k": ("math", "GSM8K test split (1319 word problems)"),
     "folio": ("label", "FOLIO v0.0 validation (204 items; answer True/False/Uncertain)"),
+    "math_train": ("math", "MATH training split (7500 problems; answer = last \\boxed{} of the solution); split='train'"),
 }
+
+# The one split each set provides (the evaluation sets are test sets; math_train is for RL training).
+_SPLIT_OF: dict[str, str] = {"math_train": "train"}
 
 
 def _file_in(folder: str | os.PathLike[str], name: str) -> Path:
@@ -159,17 +163,21 @@ def _file_in(folder: str | os.PathLike[str], name: str) -> Path:
 
 
 def _benchmark_loader(name: str, answer_type: str) -> Loader:
+    only_split = _SPLIT_OF.get(name, "test")
+
     def load(
-        split: str = "test",
+        split: str = only_split,
         data_dir: str | os.PathLike[str] | None = None,
         hub_path: str | os.PathLike[str] | None = None,
         cache_dir: str | None = None,
     ) -> Dataset:
-        if split != "test":
-            raise ValueError(
-                f"{name} is an evaluation set with only split='test' (got {split!r}); "
-                "for training data use the 'arith' family (split='train')"
-            )
+        if split != only_split:
+            if only_split == "test":
+                raise ValueError(
+                    f"{name} is an evaluation set with only split='test' (got {split!r}); "
+                    "for training data use 'math_train' or the 'arith' family (split='train')"
+                )
+            raise ValueError(f"{name} has only split={only_split!r} (got {split!r})")
         tried: list[str] = []
         candidates: list[tuple[str, Path | None]] = []
         if data_dir is not None:

@@ -10,10 +10,13 @@ decide without sympy, or ``None`` when math-verify is needed. Its guards, each f
 - equations: ``x=5`` vs gold ``5`` compares ``5``; two assignments need the same variable *and* value
   (``x=1`` != ``x=2``, ``x=5`` != ``y=5``); chains ``x=2+3=5`` use the last value;
 - tuples/intervals are compared element-wise with matching brackets (``[1,2)`` != ``[1,2]``); bare lists and
-  ``\\{..\\}`` sets order-insensitively; base subscripts must agree (``52_8`` != ``52_9``).
+  ``\\{..\\}`` sets order-insensitively; base subscripts must agree (``52_8`` != ``52_9``);
+- plain words (``\\text{Evelyn}``) compare case-insensitively, as math-verify does, but fast;
+- a numeric "certainly different" test (:mod:`~ccpo_env.verify.numeric`) settles most wrong answers.
 
 :func:`mv_compare` runs math-verify (``parse``/``verify`` with their signal timeouts disabled; the worker
-pool enforces a hard timeout instead) plus an exact-rational veto on what math-verify calls equal.
+pool enforces a hard timeout instead) plus two vetoes on what math-verify calls equal: exact rationals that
+differ, and "parses" that kept only a number out of a formula with letters.
 """
 
 from __future__ import annotations

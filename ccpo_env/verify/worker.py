@@ -23,19 +23,35 @@ from multiprocessing.connection import Connection
 DEFAULT_MEM_LIMIT_MB = 4096
 
 
+def _address_space_bytes() -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def _limit_memory() -> None:
-    """Cap the worker's address space so a runaway bigint fails with MemoryError instead of swapping the box."""
+    """Cap the worker's address space so a runaway bigint fails with MemoryError instead of swapping the box.
+
+    The cap is ``CCPO_VERIFY_WORKER_MEM_MB`` (default 4096, 0 disables) *on top of* what the process already
+    maps, so a worker forked from a large parent (``"fork"`` start method) is not starved.
+    """
     try:
         mb = int(os.environ.get("CCPO_VERIFY_WORKER_MEM_MB", DEFAULT_MEM_LIMIT_MB))
     except ValueError:
         mb = DEFAULT_MEM_LIMIT_MB
-    if mb <= 0:
+    current = _address_space_bytes()
+    if mb <= 0 or current is None:  # no /proc (macOS, Windows): RLIMIT_AS is not reliable there anyway
         return
     try:
         import resource
 
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
-        limit = mb * 2**20
+        limit = current + mb * 2**20
         if hard == resource.RLIM_INFINITY or limit < hard:
             resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     except (ImportError, ValueError, OSError):

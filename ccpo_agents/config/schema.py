@@ -1,0 +1,317 @@
+"""The experiment configuration: one typed dataclass per component.
+
+``ccpo train`` reads a YAML file and ``key=value`` overrides into :class:`ExperimentConfig`.
+Every field has a default, so an empty config is the embedded CPU default (a tiny model on
+``arith``). Component configs owned by other packages are reused as they are:
+:class:`~ccpo_agents.policies.PolicyConfig`, :class:`~ccpo_agents.algos.EstimatorConfig` and
+:class:`~ccpo_agents.algos.LossConfig`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ccpo_agents.algos import EstimatorConfig, LossConfig
+from ccpo_agents.config.loader import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from ccpo_agents.policies import GenerationConfig, PolicyConfig
+
+__all__ = [
+    "AlgoConfig",
+    "CreditConfig",
+    "EnvConfig",
+    "EvalConfig",
+    "ExperimentConfig",
+    "OptimConfig",
+    "RolloutConfig",
+    "TrainConfig",
+    "default_config",
+    "load_config",
+]
+
+TOPOLOGIES = ("think_solve", "voting")
+SCHEDULES = ("joint", "alternate")
+LR_SCHEDULES = ("constant", "linear", "cosine")
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+@dataclass
+class EnvConfig:
+    """The team environment.
+
+    Attributes:
+        topology: ``"think_solve"`` (Thinker → Solver, default) or ``"voting"`` (N voters).
+        dataset: training dataset name (default ``"arith"``; see ``ccpo_env.list_datasets()``).
+        split: training split (default ``"train"``).
+        data_dir: folder with ``<name>.jsonl`` files (default ``None``: ``$CCPO_DATA_DIR``, then the Hub).
+        dataset_options: extra ``load_dataset`` options, e.g. ``{"level": [1, 2]}`` for arith (default ``{}``).
+        templates: prompt template preset, ``"default"`` or ``"compact"`` (default ``"default"``).
+        reward_correct: joint reward for a right answer (default 1.0).
+        reward_incorrect: joint reward otherwise (default -1.0; 0.0 for {1, 0} rewards).
+        max_action_chars: longer messages are cut by the env (default 4096).
+        num_voters: voters in the voting topology (default 3).
+        visible_votes: voters see earlier answers (default False).
+        tie_break: ``"expected"`` (default) or ``"random"``.
+    """
+
+    topology: str = "think_solve"
+    dataset: str = "arith"
+    split: str = "train"
+    data_dir: str | None = None
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    templates: str = "default"
+    reward_correct: float = 1.0
+    reward_incorrect: float = -1.0
+    max_action_chars: int = 4096
+    num_voters: int = 3
+    visible_votes: bool = False
+    tie_break: str = "expected"
+
+    def __post_init__(self) -> None:
+        _check(self.topology in TOPOLOGIES, f"env.topology={self.topology!r} is not valid; choose one of {list(TOPOLOGIES)}")
+        from ccpo_env.prompts import TEMPLATE_PRESETS
+
+        _check(self.templates in TEMPLATE_PRESETS,
+               f"env.templates={self.templates!r} is not valid; choose one of {sorted(TEMPLATE_PRESETS)}")
+
+
+@dataclass
+class RolloutConfig:
+    """How many episodes one training step samples.
+
+    Attributes:
+        prompts_per_step: problems per step, across all processes (default 8).
+        num_thoughts: joint episodes per problem, ``n`` (default 4).
+        answers_per_thought: Solver answers per Thinker message, ``m`` (default 2; ``ccpo_tree`` needs ≥ 2).
+        num_solo: Thinker-removed (solo) Solver answers per problem, ``k``, for credit methods that need
+            them (default 4; ``ccpo_paired`` always uses one per joint episode).
+    """
+
+    prompts_per_step: int = 8
+    num_thoughts: int = 4
+    answers_per_thought: int = 2
+    num_solo: int = 4
+
+    def __post_init__(self) -> None:
+        for name in ("prompts_per_step", "num_thoughts", "answers_per_thought", "num_solo"):
+            _check(getattr(self, name) >= 1, f"rollout.{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass
+class CreditConfig:
+    """Credit assignment.
+
+    Attributes:
+        method: registered credit method (default ``"ccpo_tree"``; see ``ccpo_agents.credit.list_credits()``).
+        options: the method's config fields, e.g. ``{"center": true}`` for the ``ccpo_tree`` ablation (default ``{}``).
+        normalizer_decay: EMA decay of the global-history normalizer (default 0.99).
+        per_source: keep normalizer statistics per data source (default False).
+        rating_max_new_tokens: token limit of SEPO rating generations (default 48).
+    """
+
+    method: str = "ccpo_tree"
+    options: dict[str, Any] = field(default_factory=dict)
+    normalizer_decay: float = 0.99
+    per_source: bool = False
+    rating_max_new_tokens: int = 48
+
+    def __post_init__(self) -> None:
+        from ccpo_agents.credit import get_credit
+
+        try:
+            get_credit(self.method).make_config(self.options or None)
+        except (KeyError, ValueError, TypeError) as e:
+            raise ConfigError(f"credit: {e}") from None
+        _check(0.0 < self.normalizer_decay < 1.0, "credit.normalizer_decay must be in (0, 1)")
+
+
+@dataclass
+class AlgoConfig:
+    """Advantage estimator and policy loss.
+
+    Attributes:
+        estimator: :class:`~ccpo_agents.algos.EstimatorConfig` (default ``grpo``).
+        loss: :class:`~ccpo_agents.algos.LossConfig` (default token-level PPO clip).
+    """
+
+    estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer and update loop.
+
+    Attributes:
+        lr: AdamW learning rate (default 1e-5).
+        weight_decay: AdamW weight decay (default 0.0).
+        betas: AdamW betas (default (0.9, 0.999)).
+        max_grad_norm: gradient clipping norm, 0 = off (default 1.0).
+        lr_schedule: ``"constant"`` (default), ``"linear"`` or ``"cosine"`` decay over ``train.steps``.
+        warmup_steps: linear warm-up optimizer steps (default 0).
+        ppo_epochs: passes over each step's samples (default 1).
+        minibatch_size: samples per optimizer step; 0 = the role's whole batch (default 0).
+        micro_batch_size: samples per forward/backward (gradient accumulation within a minibatch; default 16).
+    """
+
+    lr: float = 1e-5
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    max_grad_norm: float = 1.0
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    ppo_epochs: int = 1
+    minibatch_size: int = 0
+    micro_batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        _check(self.lr > 0, f"optim.lr must be > 0, got {self.lr}")
+        _check(self.lr_schedule in LR_SCHEDULES, f"optim.lr_schedule={self.lr_schedule!r}; choose one of {list(LR_SCHEDULES)}")
+        _check(self.ppo_epochs >= 1 and self.micro_batch_size >= 1 and self.minibatch_size >= 0,
+               "optim.ppo_epochs and optim.micro_batch_size must be >= 1, optim.minibatch_size >= 0")
+
+
+@dataclass
+class TrainConfig:
+    """The training run.
+
+    Attributes:
+        steps: training steps (default 20).
+        schedule: ``"joint"`` (every role every step, default) or ``"alternate"`` (one role at a time).
+        alternate_period: steps per role under ``"alternate"`` (default 1), as in the reference trainer.
+        train_roles: roles to train (default ``None``: all).
+        seed: global seed (default 0).
+        output_dir: run folder for metrics, checkpoints and plots (default ``"runs/ccpo"``).
+        checkpoint_every: steps between checkpoints, 0 = only the final one (default 0).
+        keep_checkpoints: newest checkpoints to keep (default 2).
+        resume: continue from the newest checkpoint in ``output_dir`` (default False).
+        tensorboard: also log to TensorBoard when it is installed (default True).
+        plot: write ``curves.png`` at the end (default True).
+        progress: show a progress bar (default True).
+        mixed_precision: accelerate's ``"no"`` (default), ``"bf16"`` or ``"fp16"``.
+        cpu: force CPU even when a GPU is present (default False).
+        skip_nonfinite: skip (and log) an update whose loss or gradient is NaN/inf (default True).
+    """
+
+    steps: int = 20
+    schedule: str = "joint"
+    alternate_period: int = 1
+    train_roles: list[str] | None = None
+    seed: int = 0
+    output_dir: str = "runs/ccpo"
+    checkpoint_every: int = 0
+    keep_checkpoints: int = 2
+    resume: bool = False
+    tensorboard: bool = True
+    plot: bool = True
+    progress: bool = True
+    mixed_precision: str = "no"
+    cpu: bool = False
+    skip_nonfinite: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.steps >= 0, "train.steps must be >= 0")
+        _check(self.schedule in SCHEDULES, f"train.schedule={self.schedule!r}; choose one of {list(SCHEDULES)}")
+        _check(self.alternate_period >= 1, "train.alternate_period must be >= 1")
+        _check(self.mixed_precision in ("no", "bf16", "fp16"), "train.mixed_precision must be 'no', 'bf16' or 'fp16'")
+        _check(self.keep_checkpoints >= 1, "train.keep_checkpoints must be >= 1")
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation (``ccpo eval`` and during training).
+
+    Attributes:
+        datasets: datasets to evaluate (default ``["arith"]``).
+        split: split to evaluate (default ``"test"``).
+        limit: problems per dataset, ``None`` = all (default 200).
+        dataset_options: options per dataset name, e.g. ``{"arith": {"level": 2}}`` (default ``{}``: the
+            training ``env.dataset_options`` are used for the training dataset).
+        num_samples: samples per problem; pass@1 averages them, maj@k votes over them (default 1).
+        greedy: decode greedily instead of sampling (default False).
+        diagnostic: also run the Thinker-removed collaboration diagnostic (default True).
+        every: evaluate every N training steps, 0 = only before and after training (default 0).
+        batch_problems: problems per rollout call (default 64).
+    """
+
+    datasets: list[str] = field(default_factory=lambda: ["arith"])
+    split: str = "test"
+    limit: int | None = 200
+    dataset_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    num_samples: int = 1
+    greedy: bool = False
+    diagnostic: bool = True
+    every: int = 0
+    batch_problems: int = 64
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything ``ccpo train`` needs. Sections: policy, env, rollout, credit, algo, optim, train, eval."""
+
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    credit: CreditConfig = field(default_factory=CreditConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (for YAML/JSON and checkpoints)."""
+        return to_dict(self)
+
+
+#: The embedded default (``ccpo train`` with no arguments): a tiny model on ``arith`` on CPU.
+DEFAULT_OVERRIDES: dict[str, Any] = {
+    "policy": {
+        "model": "tiny",
+        "system_prompts": {},
+        "generation": {"max_new_tokens": 24, "temperature": 1.0},
+    },
+    "env": {"templates": "compact", "dataset_options": {"level": [1, 2]}},
+}
+
+
+def default_config() -> ExperimentConfig:
+    """The embedded default experiment."""
+    return from_dict(ExperimentConfig, DEFAULT_OVERRIDES)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Build the experiment config: embedded default ← YAML file ← ``key=value`` overrides.
+
+    Raises:
+        ConfigError: unknown keys (naming the valid ones) or invalid values.
+    """
+    data: dict[str, Any] = _merge({}, DEFAULT_OVERRIDES)
+    if path is not None:
+        data = _merge(data, load_yaml(path))
+    data = apply_overrides(data, list(overrides))
+    return from_dict(ExperimentConfig, data)
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge (``update`` wins); sections merge, values replace."""
+    out = dict(base)
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in _REPLACE_WHOLE:
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+# Dict-valued *settings* (not sections) that a user's file should replace rather than merge into.
+_REPLACE_WHOLE = frozenset({"system_prompts", "dataset_options", "options"})
+
+
+def generation_with(config: GenerationConfig, **changes: Any) -> GenerationConfig:
+    """A copy of a generation config with ``changes`` (validated)."""
+    return config.replace(**changes)

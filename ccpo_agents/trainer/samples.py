@@ -1,0 +1,124 @@
+"""From episode records and credit to per-role training samples.
+
+A role trains on what it generated: the Thinker once per *thought* (its message is shared by the
+``m`` Solver answers, so it is one sample with the thought's mean credit), the Solver once per joint
+episode, each voter once per episode. Counterfactual (Thinker-removed) episodes only feed the
+credit; they are not trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ccpo_agents.credit import CreditResult
+from ccpo_env.records import Episode, Generation
+
+__all__ = ["RoleBatch", "role_of_agent", "build_role_batches"]
+
+
+@dataclass
+class RoleBatch:
+    """The samples one role trains on in one step.
+
+    Attributes:
+        role: the role (``"thinker"``, ``"solver"``, ``"voter"``).
+        generations: what the policy sampled (token ids, log-probs), one per sample.
+        rewards: credit per sample ``[B]``.
+        group_keys: grouping key per sample for the advantage estimator.
+        baselined: the credit is already a baselined advantage (scale only, never centre).
+    """
+
+    role: str
+    generations: list[Generation] = field(default_factory=list)
+    rewards: list[float] = field(default_factory=list)
+    group_keys: list[Any] = field(default_factory=list)
+    baselined: bool = False
+
+    def __len__(self) -> int:
+        return len(self.generations)
+
+    @property
+    def reward_array(self) -> np.ndarray:
+        return np.asarray(self.rewards, dtype=np.float64)
+
+
+def role_of_agent(agent: str, topology: str) -> str:
+    """The role an env agent plays: voters share the ``"voter"`` role; ThinkSolve agents are roles."""
+    return "voter" if topology == "voting" else agent
+
+
+def _generation(ep: Episode, agent: str) -> Generation:
+    turn = ep.turn(agent)
+    if turn is None:
+        raise ValueError(f"episode {ep.uid} has no turn for {agent!r}")
+    if not isinstance(turn.output, Generation) or turn.output.token_ids is None:
+        raise TypeError(
+            f"training needs token ids: the policy for {agent!r} must return ccpo_env.Generation with token_ids "
+            f"(e.g. HFPolicy), got {type(turn.output).__name__}"
+        )
+    return turn.output
+
+
+def _key(value: Any) -> Any:
+    """Numpy scalars/arrays to hashable Python values."""
+    if isinstance(value, np.ndarray):
+        return tuple(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def build_role_batches(
+    joint: list[Episode],
+    credit: CreditResult,
+    thought: np.ndarray,
+    *,
+    topology: str,
+    roles: tuple[str, ...],
+) -> dict[str, RoleBatch]:
+    """Per-role samples from the joint episodes of this process and their credit.
+
+    Args:
+        joint: the joint episodes, aligned with the arrays of ``credit``.
+        credit: the credit result (rewards, group keys, baselined flags per agent/role).
+        thought: thought id per joint episode (``CreditBatch.thought``).
+        topology: ``"think_solve"`` or ``"voting"``.
+        roles: the roles to build batches for.
+    """
+    out: dict[str, RoleBatch] = {}
+    if topology == "think_solve":
+        if "thinker" in roles:
+            ids, mean, first = credit.per_thought("thinker", thought)
+            batch = RoleBatch("thinker", baselined=bool(credit.baselined["thinker"]))
+            for i, r in zip(first, mean):
+                batch.generations.append(_generation(joint[i], "thinker"))
+                batch.rewards.append(float(r))
+                batch.group_keys.append(_key(credit.group_keys["thinker"][i]))
+            out["thinker"] = batch
+        if "solver" in roles:
+            batch = RoleBatch("solver", baselined=bool(credit.baselined["solver"]))
+            for i, ep in enumerate(joint):
+                batch.generations.append(_generation(ep, "solver"))
+                batch.rewards.append(float(credit.rewards["solver"][i]))
+                batch.group_keys.append(_key(credit.group_keys["solver"][i]))
+            out["solver"] = batch
+        return out
+    # Voting: every voter's turn is a sample of the shared "voter" role.
+    if "voter" in roles:
+        agents = list(credit.rewards)
+        flags = {bool(credit.baselined[a]) for a in agents}
+        if len(flags) != 1:
+            raise ValueError("voters with mixed baselined flags cannot share one role")
+        batch = RoleBatch("voter", baselined=flags.pop())
+        for i, ep in enumerate(joint):
+            for agent in agents:
+                if ep.turn(agent) is None:
+                    continue
+                batch.generations.append(_generation(ep, agent))
+                batch.rewards.append(float(credit.rewards[agent][i]))
+                batch.group_keys.append(_key(credit.group_keys[agent][i]))
+        out["voter"] = batch
+    return out

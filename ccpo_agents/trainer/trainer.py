@@ -1,0 +1,437 @@
+"""The CCPO/SEPO trainer: one step reads top to bottom.
+
+    problems ─► rollout (n thoughts × m answers, + k Thinker-removed branches, one policy call per turn)
+             ─► verifier (inside the env) ─► credit (shared / ccpo_* / sepo / voting)
+             ─► advantages per role (own grouping key; baselined credit is only scaled)
+             ─► minibatched policy-gradient update per role ─► metrics, checkpoint
+
+Device placement, mixed precision and multi-process training go through ``accelerate``: run with
+``accelerate launch`` (DDP across GPUs/nodes, or ``--cpu`` with gloo). Each process rolls out its
+own share of the step's problems; the credit is computed on the all-gathered batch on every process,
+so the global-history normalizer stays identical everywhere, and metrics are averaged across
+processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ccpo_agents.config import ConfigError, ExperimentConfig
+from ccpo_agents.credit import (
+    CreditAssigner,
+    CreditResult,
+    GlobalHistoryNormalizer,
+    build_rating_prompt,
+    credit_batch_from_episodes,
+    ratings_from_texts,
+)
+from ccpo_agents.policies import RoleModels, derive_seed
+from ccpo_agents.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
+from ccpo_agents.trainer.logging import MetricsLogger, plot_curves
+from ccpo_agents.trainer.samples import build_role_batches, role_of_agent
+from ccpo_agents.trainer.update import RoleUpdate, update_role
+from ccpo_env import ThinkSolveEnv, VotingEnv, rollout
+from ccpo_env.prompts import TEMPLATE_PRESETS
+
+__all__ = ["Trainer", "build_env", "roles_for_topology"]
+
+_UNBOUNDED = 10**8  # datasets at least this long (e.g. arith) are read in order, not shuffled
+
+
+def roles_for_topology(topology: str) -> tuple[str, ...]:
+    return ("voter",) if topology == "voting" else ("thinker", "solver")
+
+
+def build_env(env_cfg: Any, *, dataset: str | None = None, split: str | None = None,
+              dataset_options: dict[str, Any] | None = None, limit: int | None = None) -> ThinkSolveEnv | VotingEnv:
+    """The template env of an :class:`~ccpo_agents.config.EnvConfig` (optionally on another dataset/split)."""
+    kwargs: dict[str, Any] = dict(
+        split=split or env_cfg.split, data_dir=env_cfg.data_dir,
+        dataset_options=env_cfg.dataset_options if dataset_options is None else dataset_options,
+        limit=limit, reward_correct=env_cfg.reward_correct, reward_incorrect=env_cfg.reward_incorrect,
+        max_action_chars=env_cfg.max_action_chars, templates=TEMPLATE_PRESETS[env_cfg.templates],
+    )
+    name = dataset or env_cfg.dataset
+    if env_cfg.topology == "voting":
+        return VotingEnv(name, num_voters=env_cfg.num_voters, visible_votes=env_cfg.visible_votes,
+                         tie_break=env_cfg.tie_break, **kwargs)
+    return ThinkSolveEnv(name, **kwargs)
+
+
+class Trainer:
+    """Trains a team's policies with a credit method and a policy-gradient loss.
+
+    Args:
+        config: the experiment (see :func:`ccpo_agents.config.load_config`).
+        role_models: already-built role models (default: built from ``config.policy``).
+        env: a template env to train on (default: built from ``config.env``); any
+            :class:`~ccpo_env.TeamEnv` with the configured topology's agents, e.g. one with a custom verifier.
+        accelerator: an ``accelerate.Accelerator`` (default: made from ``config.train``).
+
+    Example:
+        >>> from ccpo_agents.config import load_config
+        >>> trainer = Trainer(load_config(overrides=["train.steps=2"]))
+        >>> history = trainer.train()
+    """
+
+    def __init__(self, config: ExperimentConfig, *, role_models: RoleModels | None = None,
+                 env: Any = None, accelerator: Any = None) -> None:
+        from accelerate import Accelerator
+        from accelerate.utils import DistributedDataParallelKwargs, set_seed
+
+        self.config = config
+        cfg = config
+        self.accelerator = accelerator or Accelerator(
+            cpu=cfg.train.cpu, mixed_precision=cfg.train.mixed_precision,
+            # Per-role LoRA adapters and the alternate schedule leave parameters unused in a pass.
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+        )
+        acc = self.accelerator
+        self.rank, self.world = acc.process_index, acc.num_processes
+        set_seed(cfg.train.seed)
+        torch.use_deterministic_algorithms(False)
+        if cfg.rollout.prompts_per_step % self.world:
+            raise ConfigError(
+                f"rollout.prompts_per_step={cfg.rollout.prompts_per_step} must be divisible by the number of "
+                f"processes ({self.world})"
+            )
+        self.output_dir = Path(cfg.train.output_dir)
+        self.topology = cfg.env.topology
+        self.role_names = roles_for_topology(self.topology)
+        self.train_roles = tuple(cfg.train.train_roles or self.role_names)
+        unknown = [r for r in self.train_roles if r not in self.role_names]
+        if unknown:
+            raise ConfigError(f"train.train_roles has unknown role(s) {unknown}; roles are {list(self.role_names)}")
+
+        self.credit = CreditAssigner(cfg.credit.method, cfg.credit.options or None,
+                                     GlobalHistoryNormalizer(decay=cfg.credit.normalizer_decay,
+                                                             per_source=cfg.credit.per_source))
+        self.spec = self.credit.spec
+        self._check_credit_topology()
+
+        self.env = env if env is not None else build_env(cfg.env)
+        self.agents = list(self.env.possible_agents)
+        expected = {role_of_agent(a, self.topology) for a in self.agents}
+        if expected != set(self.role_names):
+            raise ConfigError(f"the env's agents {self.agents} do not fit env.topology={self.topology!r}")
+
+        policy_cfg = cfg.policy
+        if policy_cfg.device is None:
+            policy_cfg = dataclasses.replace(policy_cfg, device=str(acc.device))
+        if cfg.algo.loss.kl_coef > 0 and policy_cfg.parameterisation != "lora" and not policy_cfg.reference:
+            policy_cfg = dataclasses.replace(policy_cfg, reference=True)
+        self.roles = role_models or RoleModels.from_config(policy_cfg, roles=self.role_names)
+        if cfg.algo.loss.kl_coef > 0 and self.roles.parameterisation != "lora":
+            try:
+                with self.roles.reference(self.role_names[0]):
+                    pass
+            except RuntimeError:
+                self.roles.snapshot_reference()
+
+        # One optimizer per distinct parameter owner (one for a shared model, one per role otherwise).
+        self.owners: dict[str, list[str]] = {}
+        for role in self.train_roles:
+            self.owners.setdefault(self.roles.owner(role), []).append(role)
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {}
+        self._train_models: dict[int, torch.nn.Module] = {}
+        for owner, roles in self.owners.items():
+            params: dict[int, torch.nn.Parameter] = {}
+            for r in roles:
+                for p in self.roles.trainable_parameters(r):
+                    params.setdefault(id(p), p)
+            opt = torch.optim.AdamW(list(params.values()), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
+                                    weight_decay=cfg.optim.weight_decay)
+            model = self.roles.model_for(roles[0])
+            wrapped, opt = acc.prepare(model, opt) if self.world > 1 else (model, acc.prepare(opt))
+            for r in roles:
+                self._train_models[id(self.roles.model_for(r))] = wrapped
+            self.optimizers[owner] = opt
+            self.schedulers[owner] = torch.optim.lr_scheduler.LambdaLR(opt, self._lr_lambda)
+
+        self.step = 0
+        self.data_position = 0
+        self.history: list[dict[str, Any]] = []
+        self._np_rng = np.random.default_rng(derive_seed(cfg.train.seed, "update", self.rank))
+        resume_from = latest_checkpoint(self.output_dir) if cfg.train.resume else None
+        if resume_from is not None:
+            self.load(resume_from)
+        self.logger = MetricsLogger(self.output_dir, tensorboard=cfg.train.tensorboard, enabled=acc.is_main_process,
+                                    resume_step=self.step if resume_from is not None else None)
+
+    # ------------------------------------------------------------------ setup helpers
+    def _check_credit_topology(self) -> None:
+        spec, name = self.spec, self.spec.name
+        if self.topology == "voting" and (spec.needs_solo or spec.needs_ratings or spec.needs_thoughts):
+            raise ConfigError(f"credit.method={name!r} is for the think_solve topology; voting supports 'shared' and 'voting'")
+        if self.topology == "think_solve" and spec.needs_loo:
+            raise ConfigError(f"credit.method={name!r} needs env.topology='voting'")
+        if spec.needs_thoughts and self.config.rollout.answers_per_thought < 2 and not getattr(
+            self.credit.config, "allow_single_answer", False
+        ):
+            raise ConfigError(f"credit.method={name!r} needs rollout.answers_per_thought >= 2 (m answers per thought)")
+
+    def _lr_lambda(self, step: int) -> float:
+        o = self.config.optim
+        if o.warmup_steps and step < o.warmup_steps:
+            return (step + 1) / o.warmup_steps
+        total = max(self.config.train.steps - o.warmup_steps, 1)
+        frac = min(max(step - o.warmup_steps, 0) / total, 1.0)
+        if o.lr_schedule == "linear":
+            return 1.0 - frac
+        if o.lr_schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * frac))
+        return 1.0
+
+    def policies(self) -> dict[str, Any]:
+        """``{env agent: policy}`` for the rollout driver."""
+        return {a: self.roles.policy_for(role_of_agent(a, self.topology)) for a in self.agents}
+
+    def roles_this_step(self, step: int | None = None) -> tuple[str, ...]:
+        """The roles updated at ``step`` under the schedule."""
+        step = self.step if step is None else step
+        if self.config.train.schedule == "joint" or len(self.train_roles) == 1:
+            return self.train_roles
+        k = (step // self.config.train.alternate_period) % len(self.train_roles)
+        return (self.train_roles[k],)
+
+    def _problem_index(self, position: int) -> int:
+        n = len(self.env.dataset)
+        if n >= _UNBOUNDED:
+            return position % n
+        epoch, offset = divmod(position, n)
+        perm = np.random.default_rng(derive_seed(self.config.train.seed, "data", epoch)).permutation(n)
+        return int(perm[offset])
+
+    # ------------------------------------------------------------------ one step
+    def rollout_step(self, step: int) -> list[Any]:
+        """Roll out this process's share of the step's problems (joint + counterfactual episodes)."""
+        cfg = self.config.rollout
+        local = cfg.prompts_per_step // self.world
+        start = self.data_position + self.rank * local
+        problems = [self._problem_index(start + i) for i in range(local)]
+        kwargs: dict[str, Any] = {"num_samples": cfg.num_thoughts}
+        if self.topology == "think_solve":
+            if cfg.answers_per_thought > 1:
+                kwargs["fanout"] = {"thinker": cfg.answers_per_thought}
+            if self.spec.needs_solo:
+                kwargs["counterfactuals"] = [["thinker"]]
+                kwargs["num_counterfactual"] = self.spec.solo_rollouts_per_prompt(
+                    cfg.num_thoughts * cfg.answers_per_thought, cfg.num_solo)
+        return rollout(self.env, self.policies(), problems, seed=derive_seed(self.config.train.seed, "rollout", step, self.rank),
+                       **kwargs)
+
+    def _ratings(self, joint: list[Any]) -> tuple[list[str], list[str]]:
+        """SEPO: each role rates every (thought, answer) pair given the verifier's outcome."""
+        texts: dict[str, list[str]] = {}
+        for role in ("thinker", "solver"):
+            prompts = [
+                build_rating_prompt(role, self.env.dataset[ep.problem_index].problem, ep.turn("thinker").action,
+                                    ep.turn("solver").action, bool(ep.correct))
+                for ep in joint
+            ]
+            policy = self.roles.policy_for(role)
+            saved = policy.generation
+            policy.generation = saved.replace(max_new_tokens=self.config.credit.rating_max_new_tokens)
+            try:
+                seeds = [derive_seed(self.config.train.seed, "rating", self.step, self.rank, role, i) for i in range(len(prompts))]
+                texts[role] = [g.text for g in policy(prompts, seeds=seeds)]
+            finally:
+                policy.generation = saved
+        return texts["thinker"], texts["solver"]
+
+    def _credit(self, joint: list[Any], solo: list[Any], ratings: tuple[list[str], list[str]] | None):
+        """Credit on the all-gathered batch; returns (local CreditResult, local thought ids, global batch)."""
+        low, high = self.config.env.reward_incorrect, self.config.env.reward_correct
+        local_groups = self.config.rollout.prompts_per_step // self.world
+        if self.world > 1:
+            from accelerate.utils import gather_object
+
+            def light(eps: list[Any]) -> list[Any]:
+                return [dataclasses.replace(e, turns=[], group=e.group + self.rank * local_groups) for e in eps]
+
+            gathered = gather_object([(light(joint), light(solo), ratings)])
+            all_joint = [e for g in gathered for e in g[0]]
+            all_solo = [e for g in gathered for e in g[1]]
+            all_ratings = None
+            if ratings is not None:
+                all_ratings = ([t for g in gathered for t in g[2][0]], [t for g in gathered for t in g[2][1]])
+        else:
+            all_joint, all_solo, all_ratings = joint, solo, ratings
+        sepo = ratings_from_texts(*all_ratings) if all_ratings is not None else None
+        batch = credit_batch_from_episodes(all_joint, all_solo, roles=tuple(self.agents),
+                                           reward_low=low, reward_high=high, ratings=sepo)
+        result = self.credit(batch)
+        lo, hi = self.rank * len(joint), (self.rank + 1) * len(joint)
+        local = CreditResult(
+            rewards={k: np.asarray(v)[lo:hi] for k, v in result.rewards.items()},
+            group_keys={k: np.asarray(v)[lo:hi] for k, v in result.group_keys.items()},
+            baselined=dict(result.baselined), metrics=dict(result.metrics),
+        )
+        return local, np.asarray(batch.thought)[lo:hi], batch
+
+    def train_step(self) -> dict[str, Any]:
+        """One full step: rollout → credit → advantages → updates. Returns the step's metrics."""
+        step = self.step
+        t0 = time.perf_counter()
+        for p in self.roles.policies().values():
+            p.stats = type(p.stats)()
+        episodes = self.rollout_step(step)
+        joint = [e for e in episodes if not e.removed]
+        solo = [e for e in episodes if e.removed]
+        ratings = self._ratings(joint) if self.spec.needs_ratings else None
+        t1 = time.perf_counter()
+        credit, thought, batch = self._credit(joint, solo, ratings)
+        roles_now = self.roles_this_step(step)
+        batches = build_role_batches(joint, credit, thought, topology=self.topology, roles=self.role_names)
+        t2 = time.perf_counter()
+
+        metrics: dict[str, Any] = {"step": step + 1, "data_position": self.data_position + self.config.rollout.prompts_per_step}
+        metrics["rollout/joint_acc"] = float(np.mean([e.correct for e in joint]))
+        if solo:
+            metrics["rollout/solo_acc"] = float(np.mean([e.correct for e in solo]))
+        metrics.update({k: float(v) for k, v in credit.metrics.items()})
+        est = self.config.algo.estimator
+        for role, rb in batches.items():
+            rewards = torch.as_tensor(rb.reward_array, dtype=torch.float32)
+            adv = est.compute(rewards, rb.group_keys, baselined=rb.baselined)
+            lengths = [len(g.token_ids or []) for g in rb.generations]
+            metrics.update({
+                f"{role}/reward_mean": float(rewards.mean()), f"{role}/reward_std": float(rewards.std(unbiased=False)),
+                f"{role}/adv_mean": float(adv.mean()), f"{role}/adv_std": float(adv.std(unbiased=False)),
+                f"{role}/response_len": float(np.mean(lengths)) if lengths else 0.0,
+                f"{role}/truncated_frac": float(np.mean([g.truncated for g in rb.generations])) if lengths else 0.0,
+            })
+            if role not in roles_now:
+                continue
+            owner = self.roles.owner(role)
+            model = self.roles.model_for(role)
+            u = RoleUpdate(role=role, roles=self.roles, train_model=self._train_models[id(model)],
+                           optimizer=self.optimizers[owner], loss=self.config.algo.loss, optim=self.config.optim,
+                           temperature=self.roles.policy_for(role).generation.temperature,
+                           accelerator=self.accelerator, skip_nonfinite=self.config.train.skip_nonfinite)
+            metrics.update(update_role(u, rb, adv, rng=self._np_rng))
+        for owner, sched in self.schedulers.items():
+            if any(r in roles_now for r in self.owners[owner]):
+                with warnings.catch_warnings():
+                    # A skipped (non-finite) update still advances the schedule, on purpose.
+                    warnings.simplefilter("ignore", UserWarning)
+                    sched.step()
+            metrics[f"lr/{owner}"] = sched.get_last_lr()[0]
+        t3 = time.perf_counter()
+        gen_tokens = sum(p.stats.completion_tokens for p in self.roles.policies().values())
+        gen_seconds = sum(p.stats.generate_seconds for p in self.roles.policies().values())
+        metrics.update({
+            "time/rollout": t1 - t0, "time/credit": t2 - t1, "time/update": t3 - t2, "time/step": t3 - t0,
+            "perf/generated_tokens": float(gen_tokens),
+            "perf/tokens_per_s": gen_tokens / gen_seconds if gen_seconds > 0 else 0.0,
+            "trained_roles": ",".join(roles_now),
+        })
+        metrics = self._reduce_metrics(metrics)
+        self.step += 1
+        self.data_position += self.config.rollout.prompts_per_step
+        self.history.append(metrics)
+        self.logger.log(metrics)
+        return metrics
+
+    def _reduce_metrics(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        if self.world == 1:
+            return metrics
+        from accelerate.utils import gather_object
+
+        all_metrics = gather_object([metrics])
+        out = dict(metrics)
+        for k, v in metrics.items():
+            if isinstance(v, float):
+                vals = [m.get(k) for m in all_metrics if isinstance(m.get(k), float) and math.isfinite(m.get(k))]
+                out[k] = float(np.mean(vals)) if vals else v
+        return out
+
+    # ------------------------------------------------------------------ loop
+    def train(self, steps: int | None = None, *, evaluate_fn: Any = None) -> list[dict[str, Any]]:
+        """Run until ``train.steps`` (or ``steps`` more), checkpointing as configured; returns the history."""
+        cfg = self.config.train
+        target = cfg.steps if steps is None else self.step + steps
+        bar = tqdm(total=target, initial=self.step, desc="ccpo train", unit="step",
+                   disable=not (cfg.progress and self.accelerator.is_main_process))
+        try:
+            while self.step < target:
+                m = self.train_step()
+                postfix = {"joint": f"{m['rollout/joint_acc']:.2f}"}
+                if "rollout/solo_acc" in m:
+                    postfix["solo"] = f"{m['rollout/solo_acc']:.2f}"
+                postfix["s/step"] = f"{m['time/step']:.1f}"
+                bar.set_postfix(postfix)
+                bar.update(1)
+                if evaluate_fn is not None and self.config.eval.every and self.step % self.config.eval.every == 0:
+                    self.history[-1].update(evaluate_fn(self))
+                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < target:
+                    self.save()
+        finally:
+            bar.close()
+        self.save()
+        if cfg.plot and self.accelerator.is_main_process:
+            plot_curves(self.history, self.output_dir / "curves.png")
+        return self.history
+
+    # ------------------------------------------------------------------ checkpoints
+    def _owner_weights(self, owner: str) -> dict[str, torch.Tensor]:
+        role = self.owners[owner][0]
+        if self.roles.parameterisation == "lora":
+            return {n: p for n, p in self.roles.named_trainable_parameters(role)}
+        return self.roles.model_for(role).state_dict()
+
+    def save(self) -> Path:
+        """Write an atomic checkpoint of the current step; returns its folder."""
+        acc = self.accelerator
+        state = {
+            "step": self.step,
+            "data_position": self.data_position,
+            "credit": self.credit.state_dict(),
+            "config": self.config.to_dict(),
+            "history": self.history,
+        }
+        return save_checkpoint(
+            self.output_dir, self.step,
+            weights={o: self._owner_weights(o) for o in self.owners},
+            optim={o: {"optimizer": self.optimizers[o].state_dict(), "scheduler": self.schedulers[o].state_dict()}
+                   for o in self.owners},
+            state=state, rank=self.rank, world_size=self.world, is_main=acc.is_main_process,
+            barrier=acc.wait_for_everyone if self.world > 1 else None, keep=self.config.train.keep_checkpoints,
+        )
+
+    def load(self, path: str | Path) -> None:
+        """Restore weights, optimizers, schedulers, credit statistics, RNG, step and data position."""
+        ckpt = load_checkpoint(path, rank=self.rank)
+        for owner, tensors in ckpt["weights"].items():
+            if owner not in self.owners:
+                continue
+            role = self.owners[owner][0]
+            if self.roles.parameterisation == "lora":
+                named = dict(self.roles.named_trainable_parameters(role))
+                with torch.no_grad():
+                    for n, t in tensors.items():
+                        named[n].copy_(t)
+            else:
+                self.roles.model_for(role).load_state_dict(tensors)
+        for owner, st in ckpt["optim"].items():
+            if owner in self.optimizers:
+                self.optimizers[owner].load_state_dict(st["optimizer"])
+                self.schedulers[owner].load_state_dict(st["scheduler"])
+        state = ckpt["state"]
+        self.step = int(state["step"])
+        self.data_position = int(state["data_position"])
+        self.credit.load_state_dict(state["credit"])
+        self.history = list(state.get("history", []))
+        if ckpt["rng"] is not None:
+            set_rng_state(ckpt["rng"])
+        self._np_rng = np.random.default_rng(derive_seed(self.config.train.seed, "update", self.rank, self.step))

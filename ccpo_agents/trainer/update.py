@@ -1,0 +1,168 @@
+"""The policy-gradient update of one role: minibatched, micro-batched, NaN-safe.
+
+For each role: score the sampled completions under the current weights (old log-probs, once),
+optionally under the reference model (KL), then ``ppo_epochs`` passes of minibatches; each
+minibatch accumulates gradients over micro-batches, is clipped, and steps the optimizer unless the
+loss or the gradient is not finite (then the update is skipped, counted and logged).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ccpo_agents.algos import LossConfig
+from ccpo_agents.config import OptimConfig
+from ccpo_agents.policies import RoleModels, pad_batch, sequence_logprobs
+from ccpo_agents.trainer.samples import RoleBatch
+
+__all__ = ["RoleUpdate", "update_role"]
+
+
+@dataclass
+class RoleUpdate:
+    """Everything :func:`update_role` needs besides the samples."""
+
+    role: str
+    roles: RoleModels
+    train_model: torch.nn.Module  # the (possibly DDP-wrapped) module to run forward/backward through
+    optimizer: torch.optim.Optimizer
+    loss: LossConfig
+    optim: OptimConfig
+    temperature: float
+    accelerator: Any
+    skip_nonfinite: bool = True
+
+
+def _chunks(indices: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(indices), size):
+        yield indices[start : start + size]
+
+
+def _pad_rows(rows: list[Tensor], width: int, device: torch.device) -> Tensor:
+    out = torch.zeros((len(rows), width), dtype=torch.float32, device=device)
+    for i, r in enumerate(rows):
+        out[i, : r.numel()] = r.to(device)
+    return out
+
+
+def _score(model: torch.nn.Module, batch: RoleBatch, idx: list[int], pad_id: int, device: torch.device,
+           temperature: float, entropy: bool = False):
+    gens = [batch.generations[i] for i in idx]
+    tb = pad_batch([g.prompt_token_ids for g in gens], [g.token_ids for g in gens], pad_id, device=device)
+    scored = sequence_logprobs(model, tb.input_ids, tb.attention_mask, tb.completion_mask,
+                               temperature=temperature, return_entropy=entropy)
+    return tb, scored
+
+
+@torch.no_grad()
+def _per_sample_logprobs(model: torch.nn.Module, batch: RoleBatch, pad_id: int, device: torch.device,
+                         temperature: float, micro: int) -> list[Tensor]:
+    out: list[Tensor] = []
+    for idx in _chunks(list(range(len(batch))), micro):
+        _, scored = _score(model, batch, idx, pad_id, device, temperature)
+        for row, i in enumerate(idx):
+            out.append(scored.logprobs[row, : len(batch.generations[i].token_ids)].detach().float().cpu())
+    return out
+
+
+def update_role(u: RoleUpdate, batch: RoleBatch, advantages: Tensor, *, rng: np.random.Generator) -> dict[str, float]:
+    """Run the role's policy-gradient updates on ``batch``; returns metrics prefixed ``<role>/``."""
+    role, roles, acc = u.role, u.roles, u.accelerator
+    device = acc.device
+    pad_id = roles.policy_for(role).pad_token_id
+    n = len(batch)
+    if n == 0:
+        return {f"{role}/num_samples": 0.0}
+    mb = u.optim.minibatch_size or n
+    num_minibatches = math.ceil(n / mb)
+    on_policy = u.optim.ppo_epochs == 1 and num_minibatches == 1
+    truncated = [bool(g.truncated) for g in batch.generations]
+    kl_on = u.loss.kl_coef > 0
+    entropy_on = u.loss.entropy_coef > 0
+
+    with roles.activate(role):
+        # Old log-probs: the weights that sampled the batch. With a single on-policy pass the
+        # ratio is exactly 1, so the current forward's detached log-probs serve (no extra pass).
+        old = None if on_policy else _per_sample_logprobs(roles.model_for(role), batch, pad_id, device,
+                                                          u.temperature, u.optim.micro_batch_size)
+    ref = None
+    if kl_on:
+        with roles.reference(role) as ref_model:
+            ref = _per_sample_logprobs(ref_model, batch, pad_id, device, u.temperature, u.optim.micro_batch_size)
+
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    skipped = 0
+    steps = 0
+    grad_norms: list[float] = []
+    adv = advantages.to(device=device, dtype=torch.float32)
+    for _ in range(u.optim.ppo_epochs):
+        order = rng.permutation(n).tolist() if num_minibatches > 1 else list(range(n))
+        for minibatch in _chunks(order, mb):
+            lengths = [len(batch.generations[i].token_ids) for i in minibatch]
+            kept = [L for L, i in zip(lengths, minibatch) if not (u.loss.mask_truncated and truncated[i])]
+            num_tokens = max(sum(kept), 1)
+            nonfinite = False
+            u.optimizer.zero_grad(set_to_none=True)
+            for micro in _chunks(minibatch, u.optim.micro_batch_size):
+                ctx: AbstractContextManager[Any] = roles.activate(role)
+                with ctx, acc.autocast():
+                    tb, scored = _score(u.train_model, batch, micro, pad_id, device, u.temperature, entropy_on)
+                    width = tb.completion_mask.shape[1]
+                    old_lp = scored.logprobs.detach() if old is None else _pad_rows([old[i] for i in micro], width, device)
+                    ref_lp = _pad_rows([ref[i] for i in micro], width, device) if ref is not None else None
+                    loss, metrics = u.loss.compute(
+                        scored.logprobs, old_lp, adv[micro], tb.completion_mask,
+                        ref_logprobs=ref_lp, entropy=scored.entropy,
+                        truncated=torch.tensor([truncated[i] for i in micro], device=device),
+                        num_tokens=num_tokens, num_seqs=len(minibatch),
+                    )
+                if metrics.get("nonfinite") or not torch.isfinite(loss):
+                    nonfinite = True
+                for k, v in metrics.items():
+                    if isinstance(v, (int, float)) and k not in ("nonfinite",):
+                        sums[k] = sums.get(k, 0.0) + float(v)
+                        counts[k] = counts.get(k, 0) + 1
+                if not nonfinite:
+                    acc.backward(loss)
+            params = [p for p in roles.trainable_parameters(role) if p.grad is not None]
+            if params and u.optim.max_grad_norm > 0 and not nonfinite:
+                norm = float(torch.nn.utils.clip_grad_norm_(params, u.optim.max_grad_norm))
+            elif params and not nonfinite:
+                norm = float(torch.norm(torch.stack([p.grad.detach().norm() for p in params])))
+            else:
+                norm = float("nan") if nonfinite else 0.0
+            nonfinite = nonfinite or not math.isfinite(norm)
+            nonfinite = _any_process(acc, nonfinite)
+            if nonfinite and u.skip_nonfinite:
+                u.optimizer.zero_grad(set_to_none=True)
+                skipped += 1
+                continue
+            grad_norms.append(norm)
+            u.optimizer.step()
+            u.optimizer.zero_grad(set_to_none=True)
+            steps += 1
+    out = {f"{role}/{k}": sums[k] / counts[k] for k in sums}
+    out.update({
+        f"{role}/num_samples": float(n),
+        f"{role}/optimizer_steps": float(steps),
+        f"{role}/skipped_nonfinite": float(skipped),
+        f"{role}/grad_norm": float(np.mean(grad_norms)) if grad_norms else float("nan"),
+    })
+    return out
+
+
+def _any_process(acc: Any, flag: bool) -> bool:
+    """True if ``flag`` is set on any process (all ranks must skip together)."""
+    if getattr(acc, "num_processes", 1) <= 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=acc.device)
+    return bool(acc.reduce(t, reduction="sum").item() > 0)

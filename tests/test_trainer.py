@@ -1,0 +1,179 @@
+"""The trainer on a tiny model: schedules, credit methods, NaN skipping, exact resume, errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+import torch
+
+from ccpo_agents.config import ConfigError, load_config
+from ccpo_agents.trainer import Trainer
+from ccpo_env import COMPACT_TEMPLATES, ThinkSolveEnv, Verdict, VotingEnv
+
+SMALL = [
+    "rollout.prompts_per_step=2", "rollout.num_thoughts=2", "rollout.answers_per_thought=2", "rollout.num_solo=2",
+    "policy.generation.max_new_tokens=6", "train.progress=false", "train.plot=false", "train.tensorboard=false",
+    "optim.lr=1e-3", "eval.limit=0",
+]
+
+
+def coin_verifier(response: str, gold: str, *, answer_type: str = "math") -> Verdict:
+    """Deterministic pseudo-random verdicts, so a random tiny model gets non-zero advantages."""
+    h = hashlib.blake2b(response.encode(), digest_size=2).digest()[0]
+    return Verdict(h % 2 == 0, response[-3:], "coin")
+
+
+def make_trainer(tmp_path, *overrides, topology="think_solve", **kw):
+    cfg = load_config(overrides=[*SMALL, f"train.output_dir={tmp_path}", *overrides])
+    if topology == "voting":
+        env = VotingEnv("arith", num_voters=3, templates=COMPACT_TEMPLATES, verifier=coin_verifier, split="train")
+    else:
+        env = ThinkSolveEnv("arith", templates=COMPACT_TEMPLATES, verifier=coin_verifier, split="train")
+    return Trainer(cfg, env=env, **kw)
+
+
+def snapshot(trainer, role):
+    return [p.detach().clone() for p in trainer.roles.trainable_parameters(role)]
+
+
+def changed(before, trainer, role) -> bool:
+    return any(not torch.equal(a, b) for a, b in zip(before, trainer.roles.trainable_parameters(role)))
+
+
+def test_joint_schedule_updates_both_roles(tmp_path):
+    t = make_trainer(tmp_path, "policy.parameterisation=separate")
+    before = {r: snapshot(t, r) for r in ("thinker", "solver")}
+    m = t.train_step()
+    assert m["trained_roles"] == "thinker,solver"
+    assert changed(before["thinker"], t, "thinker") and changed(before["solver"], t, "solver")
+    assert m["thinker/num_samples"] == 2 * 2  # one per thought
+    assert m["solver/num_samples"] == 2 * 2 * 2  # one per joint episode
+    assert 0.0 <= m["rollout/joint_acc"] <= 1.0 and "rollout/solo_acc" in m
+
+
+def test_alternate_schedule_updates_only_the_trained_role(tmp_path):
+    t = make_trainer(tmp_path, "policy.parameterisation=separate", "train.schedule=alternate")
+    before = {r: snapshot(t, r) for r in ("thinker", "solver")}
+    m = t.train_step()
+    assert m["trained_roles"] == "thinker"
+    assert changed(before["thinker"], t, "thinker") and not changed(before["solver"], t, "solver")
+    mid = snapshot(t, "thinker")
+    m = t.train_step()
+    assert m["trained_roles"] == "solver"
+    assert changed(before["solver"], t, "solver") and not changed(mid, t, "thinker")
+
+
+def test_lora_roles_train_only_their_adapter(tmp_path):
+    t = make_trainer(tmp_path, "policy.parameterisation=lora", "train.schedule=alternate", "optim.lr=1e-2")
+    base = [p.detach().clone() for n, p in t.roles.model_for("thinker").named_parameters() if "lora_" not in n]
+    before = {r: snapshot(t, r) for r in ("thinker", "solver")}
+    t.train_step()
+    assert changed(before["thinker"], t, "thinker") and not changed(before["solver"], t, "solver")
+    after_base = [p for n, p in t.roles.model_for("thinker").named_parameters() if "lora_" not in n]
+    assert all(torch.equal(a, b) for a, b in zip(base, after_base))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["credit.method=shared"],
+        ["credit.method=ccpo_paired", "rollout.answers_per_thought=1"],
+        ["credit.method=ccpo_event"],
+        ["credit.method=ccpo_tree", "algo.estimator.name=dr_grpo"],
+        ["credit.method=ccpo_tree", "credit.options={center: true}", "algo.estimator.name=rloo"],
+        ["credit.method=sepo", "credit.rating_max_new_tokens=8", "algo.estimator.name=reinforce_pp"],
+        ["algo.estimator.name=reinforce_pp_baseline", "algo.loss.name=gspo"],
+        ["algo.loss.dual_clip=3.0", "algo.loss.agg=seq-mean-token-sum-norm", "algo.loss.mask_truncated=true"],
+        ["algo.loss.kl_coef=0.1", "algo.loss.entropy_coef=0.01", "optim.ppo_epochs=2", "optim.minibatch_size=2",
+         "optim.micro_batch_size=1", "optim.lr_schedule=cosine", "optim.warmup_steps=1"],
+    ],
+    ids=["shared", "ccpo_paired", "ccpo_event", "ccpo_tree", "tree_center", "sepo", "rf++base_gspo", "dualclip_agg",
+         "kl_entropy_epochs"],
+)
+def test_every_credit_estimator_and_loss_is_reachable_from_config(tmp_path, overrides):
+    t = make_trainer(tmp_path, *overrides)
+    m = t.train_step()
+    assert m["step"] == 1 and m["solver/skipped_nonfinite"] == 0
+    assert all(v == v for v in m.values() if isinstance(v, float) and not k_is_nan_ok(v))  # no NaN
+
+
+def k_is_nan_ok(v: float) -> bool:
+    return False
+
+
+def test_voting_topology_trains_with_loo_credit(tmp_path):
+    t = make_trainer(tmp_path, "env.topology=voting", "credit.method=voting", topology="voting")
+    before = snapshot(t, "voter")
+    m = t.train_step()
+    assert m["voter/num_samples"] == 2 * 2 * 3  # problems x episodes x voters
+    assert changed(before, t, "voter")
+
+
+def test_nonfinite_loss_skips_the_update_and_logs_it(tmp_path, monkeypatch):
+    import ccpo_agents.trainer.update as upd
+
+    real = upd.sequence_logprobs
+
+    def nan_scores(*args, **kwargs):
+        out = real(*args, **kwargs)
+        out.logprobs = out.logprobs * float("nan")
+        return out
+
+    t = make_trainer(tmp_path)
+    before = snapshot(t, "solver")
+    monkeypatch.setattr(upd, "sequence_logprobs", nan_scores)
+    m = t.train_step()
+    assert m["solver/skipped_nonfinite"] >= 1 and m["solver/optimizer_steps"] == 0
+    assert not changed(before, t, "solver")
+    logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert logged[-1]["solver/skipped_nonfinite"] >= 1
+
+
+def _comparable(m):
+    return {k: v for k, v in m.items() if not k.startswith(("time/", "perf/tokens_per_s"))}
+
+
+def test_resume_after_step_one_matches_uninterrupted_run(tmp_path):
+    full = make_trainer(tmp_path / "full", "train.steps=2", "train.checkpoint_every=1")
+    full_hist = full.train()
+    part = make_trainer(tmp_path / "part", "train.steps=1")
+    part.train()
+    resumed = make_trainer(tmp_path / "part", "train.steps=2", "train.resume=true")
+    assert resumed.step == 1
+    hist = resumed.train()
+    assert _comparable(hist[-1]) == _comparable(full_hist[-1])
+    for a, b in zip(full.roles.trainable_parameters("solver"), resumed.roles.trainable_parameters("solver")):
+        assert torch.equal(a, b)
+    lines = (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in lines] == [1, 2]
+
+
+def test_checkpoints_are_atomic_and_pruned(tmp_path):
+    t = make_trainer(tmp_path, "train.steps=3", "train.checkpoint_every=1", "train.keep_checkpoints=2")
+    t.train()
+    ckpts = sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith("step_"))
+    assert ckpts == ["step_000002", "step_000003"]
+    assert (tmp_path / "checkpoints" / "latest").read_text() == "step_000003"
+    assert not list((tmp_path / "checkpoints").glob("*.tmp"))
+
+
+def test_trainer_errors_are_clear(tmp_path):
+    with pytest.raises(ConfigError, match="voting"):
+        make_trainer(tmp_path, "credit.method=voting")
+    with pytest.raises(ConfigError, match="think_solve"):
+        make_trainer(tmp_path, "env.topology=voting", "credit.method=ccpo_tree", topology="voting")
+    with pytest.raises(ConfigError, match="answers_per_thought >= 2"):
+        make_trainer(tmp_path, "rollout.answers_per_thought=1")
+    with pytest.raises(ConfigError, match="divisible"):
+        make_trainer(tmp_path, "rollout.prompts_per_step=3", accelerator=_FakeAccelerator(2))
+    with pytest.raises((OSError, ValueError), match="nonexistent-model"):
+        load_config(overrides=["policy.model=/nonexistent-model"]) and make_trainer(tmp_path, "policy.model=/nonexistent-model")
+
+
+class _FakeAccelerator:
+    def __init__(self, n):
+        self.num_processes, self.process_index = n, 0
+        self.device = torch.device("cpu")
+        self.is_main_process = True
