@@ -14,13 +14,14 @@ replaced with U+FFFD in observations so that an observation is always inside its
 
 from __future__ import annotations
 
+import copy
 import functools
 import sys
 
 import numpy as np
 from gymnasium.spaces import Text
 
-__all__ = ["TextObservation", "printable_charset", "text_space", "to_observation"]
+__all__ = ["PrintableText", "TextObservation", "printable_charset", "sanitize", "text_space", "to_observation"]
 
 _EXTRA_WHITESPACE = "\n\t\r"
 _REPLACEMENT = "\ufffd"
@@ -41,15 +42,45 @@ def printable_charset() -> frozenset[str]:
     return frozenset(chars)
 
 
+class PrintableText(Text):
+    """``gymnasium.spaces.Text`` over :func:`printable_charset`, with a readable ``repr``.
+
+    The plain ``repr`` would list all ~145,000 characters (and flood any error message that prints
+    the space); equality and membership are exactly ``Text``'s.
+    """
+
+    def __repr__(self) -> str:
+        return f"PrintableText({self.min_length}, {self.max_length}, charset=<{len(self.character_set)} printable chars>)"
+
+
 @functools.cache
-def text_space(max_length: int, min_length: int = 0) -> Text:
+def _prototype() -> PrintableText:
+    # Indexing the charset costs ~0.5 s; it is done once per process and shared by every length bound.
+    return PrintableText(max_length=1, min_length=0, charset=printable_charset())
+
+
+@functools.cache
+def text_space(max_length: int, min_length: int = 0) -> PrintableText:
     """The shared ``Text`` space of a given length bound.
 
     Cached so that every agent and every env instance with the same bound gets the *same* object
     (PettingZoo requires ``observation_space(a) is observation_space(a)``; tianshou requires the
     spaces of all agents to be equal).
     """
-    return Text(max_length=max_length, min_length=min_length, charset=printable_charset())
+    if not 0 <= min_length <= max_length:
+        raise ValueError(f"need 0 <= min_length <= max_length, got {min_length}, {max_length}")
+    space = copy.copy(_prototype())  # shares the (read-only) charset tables
+    space.min_length, space.max_length = int(min_length), int(max_length)
+    space._np_random = None  # each space seeds its own generator
+    return space
+
+
+def sanitize(text: str) -> str:
+    """``text`` with characters outside :func:`printable_charset` replaced by U+FFFD."""
+    charset = printable_charset()
+    if all(c in charset for c in text):
+        return text
+    return "".join(c if c in charset else _REPLACEMENT for c in text)
 
 
 def to_observation(text: str, max_length: int) -> TextObservation:
@@ -59,9 +90,7 @@ def to_observation(text: str, max_length: int) -> TextObservation:
     and tail around a marker, because the problem statement is at the start and the question the
     agent must answer is usually at the end.
     """
-    charset = printable_charset()
-    if not all(c in charset for c in text):
-        text = "".join(c if c in charset else _REPLACEMENT for c in text)
+    text = sanitize(text)
     if len(text) > max_length:
         marker = "\n[...]\n"
         keep = max(max_length - len(marker), 0)

@@ -26,7 +26,7 @@ import argparse
 import sys
 
 from ccpo_agents.models.tiny import build_tiny
-from ccpo_agents.policies import DEFAULT_SYSTEM_PROMPTS, GenerationConfig, HFPolicy
+from ccpo_agents.policies import DEFAULT_SYSTEM_PROMPTS, GenerationConfig, HFPolicy, PolicyStats
 from ccpo_env import COMPACT_TEMPLATES, ThinkSolveEnv, rollout
 
 
@@ -96,14 +96,17 @@ def main(argv: list[str] | None = None) -> None:
 
     # 3. Batched: n=2 thoughts x m=2 answers per problem + k=2 solo answers, all in 2 policy calls.
     print("\n== 3. batched rollout ==")
-    for p in policies.values():
-        p.stats.calls = p.stats.observations = 0
+    for policy in policies.values():
+        policy.stats = PolicyStats()  # count this rollout's calls only
     episodes = rollout(
         env, policies, args.problems, num_samples=2, fanout={"thinker": 2},
         counterfactuals=[["thinker"]], num_counterfactual=2, seed=args.seed, progress=sys.stderr.isatty(),
     )
     print(f"{len(episodes)} episodes; policy calls: " + ", ".join(
-        f"{r} {p.stats.calls} call(s) / {p.stats.observations} observations" for r, p in policies.items()))
+        f"{role} {policy.stats.calls} call(s) / {policy.stats.observations} observations"
+        for role, policy in policies.items()))
+    print(f"  (the solver's call mixed joint and solo prompts; identical prompts were encoded once: "
+          f"{policies['solver'].stats.prompts_encoded} distinct prompts)")
     print(f"  {'uid':>3} {'group':>5} {'removed':>9} {'sample':>6} {'fork':>4} {'reward':>6}  solver's answer")
     for e in episodes:
         answer = e.turn("solver").action

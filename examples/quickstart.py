@@ -100,7 +100,8 @@ def think_solve(args: argparse.Namespace, progress: bool) -> None:
             j = [e for e in joint if env.dataset[e.problem_index].extras["kind"] == kind]
             s = [e for e in solo if env.dataset[e.problem_index].extras["kind"] == kind]
             what = "need the Thinker" if kind == "joint" else "one operation, Solver alone suffices"
-            print(f"    {kind:5} items ({what}): team {acc(j):.3f} vs Solver alone {acc(s):.3f}")
+            if j:
+                print(f"    {kind:5} items ({what}): team {acc(j):.3f} vs Solver alone {acc(s):.3f}")
 
     # One transcript, played with the plain PettingZoo AEC loop on a problem that needs the Thinker.
     shown = next((e for e in joint if env.dataset[e.problem_index].extras["needs_thought"]), joint[0])
@@ -139,8 +140,11 @@ def voting(args: argparse.Namespace, progress: bool) -> None:
         assert e.counterfactual_rewards is not None
         for agent, r_without in e.counterfactual_rewards.items():
             deltas[bool(e.infos[agent]["vote_correct"])].append(e.rewards[agent] - r_without)
-    print(f"  mean leave-one-out credit R_joint - R_not_i: right voters {mean(deltas[True]):+.3f}, "
-          f"wrong voters {mean(deltas[False]):+.3f}")
+    def avg(xs: list[float]) -> float:
+        return mean(xs) if xs else float("nan")  # e.g. no voter was ever right
+
+    print(f"  mean leave-one-out credit R_joint - R_not_i: right voters {avg(deltas[True]):+.3f}, "
+          f"wrong voters {avg(deltas[False]):+.3f}")
 
     # One recorded episode in detail: a won vote with dissenters.
     e = next((x for x in episodes if x.correct and not all(i["vote_correct"] for i in x.infos.values())),

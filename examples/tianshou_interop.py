@@ -30,8 +30,8 @@ What tianshou 2.0.1 needs for text, and the two small adapters this example uses
    example never hits this because its Discrete actions always come with a mask.)
 
 Speed: tianshou JIT-compiles numba kernels whenever a policy or vector buffer is built (~10 s on a
-small CPU). They do nothing useful for text collection, so this script sets ``NUMBA_DISABLE_JIT=1``
-(unless already set) before importing tianshou.
+small CPU). They only pay off when training on large buffers, so this script sets
+``NUMBA_DISABLE_JIT=1`` (unless already set) before importing tianshou.
 
 This collects data only; tianshou's learning algorithms assume numeric actions. For training LLM
 teams use the ccpo trainer; this example is about interop (e.g. evaluation or data collection inside
@@ -54,9 +54,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-# This script only collects data. tianshou JIT-compiles its numba kernels (GAE, n-step returns, buffer
-# indexing) when a policy or vector buffer is built: ~10 s on a small CPU, for no benefit here. Skip
-# it unless the caller chose otherwise; in a training pipeline leave JIT on (delete this line).
+# This script only collects a few episodes. tianshou JIT-compiles its numba kernels (GAE, n-step returns,
+# buffer indexing) when a policy or vector buffer is built: ~10 s on a small CPU, which only pays off
+# when training on large buffers. Skip it unless the caller chose otherwise; in a training pipeline
+# leave JIT on (delete this line).
 os.environ.setdefault("NUMBA_DISABLE_JIT", "1")
 
 import gymnasium as gym  # noqa: E402

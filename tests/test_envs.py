@@ -328,3 +328,13 @@ def test_tianshou_pettingzoo_wrapper_accepts_env():
     assert obs["agent_id"] == "solver"
     obs, rew, term, trunc, info = wrapped.step("\\boxed{5}")
     assert term
+
+
+def test_space_repr_is_short_and_transcript_is_sanitised():
+    env = ThinkSolveEnv(PROBLEMS, render_mode="ansi")
+    assert len(repr(env.observation_space("thinker"))) < 100
+    env.reset(seed=0, options={"problem": 0})
+    env.step("evil \x1b[2J escape")
+    env.step("\\boxed{5}")
+    text = env.render()
+    assert "\x1b" not in text and "\ufffd[2J" in text

@@ -19,7 +19,7 @@ from pettingzoo import AECEnv
 from ccpo_env.data import Problem, load_dataset
 from ccpo_env.prompts import DEFAULT_TEMPLATES, PromptTemplates
 from ccpo_env.records import action_text
-from ccpo_env.spaces import TextObservation, text_space, to_observation
+from ccpo_env.spaces import TextObservation, sanitize, text_space, to_observation
 from ccpo_env.verify import Verdict, verify
 
 __all__ = ["TeamEnv"]
@@ -280,7 +280,8 @@ class TeamEnv(AECEnv):
             lines.append(f"--- {agent}:\n{text}")
         outcome = self._outcome_lines()
         lines.extend(outcome if outcome else ["(episode in progress)"])
-        return "\n".join(lines)
+        # Model output may hold terminal escape codes; never print them raw.
+        return sanitize("\n".join(lines))
 
     def _outcome_lines(self) -> list[str]:
         """Lines describing the finished episode's outcome (empty while it runs)."""

@@ -22,7 +22,7 @@ from .api import (
     verify_batch,
 )
 from .extract import extract_answer
-from .trl import make_trl_reward
+from .trl import completion_text, make_trl_reward
 from .verdict import Verdict
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "Verdict",
     "cache_info",
     "clear_cache",
+    "completion_text",
     "equivalent",
     "extract_answer",
     "make_trl_reward",
