@@ -6,7 +6,13 @@ get a private copy through the function-scoped ``tiny_model`` fixture.
 
 from __future__ import annotations
 
-import copy
+import os
+
+# OpenMP's default busy-waiting makes 2 torch threads several times slower on a shared 2-core
+# machine; set before any test imports torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import copy  # noqa: E402
 from pathlib import Path
 from typing import Any
 

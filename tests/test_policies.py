@@ -98,6 +98,18 @@ def test_seeds_reproducible_and_isolated(tiny_model, tiny_tokenizer):
     assert [g.token_ids for g in d] == [g.token_ids for g in e]
 
 
+def test_mixed_counts_share_one_call_with_num_return_sequences(tiny_model, tiny_tokenizer):
+    policy = make_policy(tiny_model, tiny_tokenizer, temperature=2.0)
+    spy = GenerateSpy(tiny_model)
+    # m = 2 answers for each of two thoughts, k = 4 solo answers: gcd 2 -> 4 rows x 2 samples, one call.
+    obs = [OBS[0], OBS[0], OBS[1], OBS[1], OBS[2], OBS[2], OBS[2], OBS[2]]
+    gens = policy(obs, seeds=list(range(8)))
+    assert [g.prompt_token_ids for g in gens] == [policy.encode(o) for o in obs]
+    assert policy.stats.prompts_encoded == 3 and policy.stats.generate_input_rows == 4
+    assert spy.calls == [(4, 2)]
+    assert len({tuple(gens[i].token_ids) for i in (4, 5, 6, 7)}) == 4
+
+
 def test_duplicates_are_encoded_once_and_expanded(tiny_model, tiny_tokenizer):
     policy = make_policy(tiny_model, tiny_tokenizer, temperature=2.0)
     spy = GenerateSpy(tiny_model)
@@ -105,8 +117,10 @@ def test_duplicates_are_encoded_once_and_expanded(tiny_model, tiny_tokenizer):
     gens = policy(obs, seeds=list(range(7)))
     assert len(gens) == 7
     assert [g.prompt_token_ids for g in gens] == [policy.encode(o) for o in obs]
-    assert policy.stats.prompts_encoded == 3 and policy.stats.generate_input_rows == 3
-    assert sorted(spy.calls) == [(1, 1), (2, 3)]  # two prompts x 3 samples, one prompt x 1 sample
+    # Counts 3, 3, 1 have gcd 1: each prompt is encoded once and its token ids repeated as rows,
+    # all in ONE generate call (one call per distinct count would cost a call per count).
+    assert policy.stats.prompts_encoded == 3 and policy.stats.generate_input_rows == 7
+    assert spy.calls == [(7, 1)]
     first = [tuple(gens[i].token_ids) for i in (0, 2, 4)]
     assert len(set(first)) == 3, "samples of one prompt must be independent draws"
     # Turning dedup off feeds every row separately.

@@ -33,7 +33,7 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,9 +187,9 @@ def _corrupt(thought: str, rng: random.Random) -> str:
 
 
 def make_sft_examples(
-    recipe: WarmStartRecipe, tokenizer: Any, num_problems: int, *, start: int = 0
+    recipe: WarmStartRecipe, tokenizer: Any, num_problems: int, *, start: int = 0, split: str = "train"
 ) -> list[SFTExample]:
-    """SFT examples for TRAIN problems ``start .. start+num_problems-1`` of the recipe's level mix.
+    """SFT examples for ``split`` problems ``start .. start+num_problems-1`` of the recipe's level mix.
 
     Each problem gives each example type with probability ``example_mix[kind] / max(weights)`` (seeded per
     problem). Observations come from a real :class:`~ccpo_env.ThinkSolveEnv`, prompts from the same
@@ -197,7 +197,7 @@ def make_sft_examples(
     """
     from ccpo_agents.policies.base import render_prompt
 
-    data = ArithDataset("train", list(recipe.levels), seed=recipe.data_seed, size=start + num_problems)
+    data = ArithDataset(split, list(recipe.levels), seed=recipe.data_seed, size=start + num_problems)
     env = ThinkSolveEnv(dataset=data, templates=TEMPLATE_PRESETS[recipe.templates])
     top = max(recipe.example_mix.values())
     eos = tokenizer.eos_token
@@ -265,9 +265,18 @@ def _lr_factor(step: int, recipe: WarmStartRecipe) -> float:
 
 
 def train_sft(
-    model: Any, tokenizer: Any, recipe: WarmStartRecipe, *, progress: bool = True, log_every: int = 10
+    model: Any,
+    tokenizer: Any,
+    recipe: WarmStartRecipe,
+    *,
+    progress: bool = True,
+    log_every: int = 10,
+    callback: Callable[[int, Any], None] | None = None,
 ) -> list[dict[str, float]]:
-    """Run the recipe's SFT phase on ``model`` in place; returns the loss curve (mean loss per ``log_every``)."""
+    """Run the recipe's SFT phase on ``model`` in place; returns the loss curve (mean loss per ``log_every``).
+
+    ``callback(step, model)`` runs after every ``log_every`` steps (e.g. to evaluate along the way).
+    """
     per_problem = sum(w for w in recipe.example_mix.values() if w > 0) / max(recipe.example_mix.values())
     needed = recipe.num_steps * recipe.batch_size
     examples = make_sft_examples(
@@ -296,6 +305,9 @@ def train_sft(
             curve.append({"step": step + 1, "loss": sum(window) / len(window)})
             bar.set_postfix(loss=f"{curve[-1]['loss']:.3f}")
             window = []
+            if callback is not None:
+                callback(step + 1, model)
+                model.train()
     model.eval()
     return curve
 

@@ -32,6 +32,7 @@ each distinct prompt once and copies the result.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -228,35 +229,31 @@ class HFPolicy:
         self.stats.prompts_encoded += len(prompts)
         self._check_length(max(len(p) for p in prompts))
 
-        # A job is (group, first sample, number of samples) with at most max_batch_size samples; jobs with
-        # the same sample count share generate() calls because num_return_sequences is per call.
-        by_n: dict[int, list[tuple[int, int, int]]] = {}
-        for gi, g in enumerate(groups):
-            need = 1 if greedy else len(g)
-            for start in range(0, need, gen.max_batch_size):
-                n = min(gen.max_batch_size, need - start)
-                by_n.setdefault(n, []).append((gi, start, n))
+        # Each distinct prompt is encoded once. Its samples are drawn as rows of ``n`` samples each
+        # (num_return_sequences=n), with n the gcd of the groups' sample counts, so that groups with
+        # different counts (m answers per thought, k solo answers) still share generate() calls.
+        need = [1 if greedy else len(g) for g in groups]
+        n = math.gcd(*need)
+        n = max(d for d in range(1, min(n, gen.max_batch_size) + 1) if n % d == 0)
+        rows = [(gi, start) for gi in range(len(groups)) for start in range(0, need[gi], n)]
+        per_call = max(1, gen.max_batch_size // n)
 
         results: list[Generation | None] = [None] * len(obs)
         with _eval_mode(self.model), use_adapter(self.model, self.adapter), torch.no_grad():
-            for n, jobs in by_n.items():
-                per_call = max(1, gen.max_batch_size // n)
-                for c0 in range(0, len(jobs), per_call):
-                    chunk = jobs[c0 : c0 + per_call]
-                    seed = None
-                    if seeds is not None:
-                        seed = derive_seed(
-                            "hf", n, *(seeds[groups[gi][s]] for gi, st, k in chunk for s in range(st, st + k))
-                        )
-                    samples = self._generate([prompts[gi] for gi, _, _ in chunk], n, seed)
-                    for j, (gi, start, k) in enumerate(chunk):
-                        drawn = samples[j * n : (j + 1) * n]
-                        if greedy:
-                            for pos in groups[gi]:
-                                results[pos] = _copy(drawn[0])
-                        else:
-                            for s in range(k):
-                                results[groups[gi][start + s]] = drawn[s]
+            for c0 in range(0, len(rows), per_call):
+                chunk = rows[c0 : c0 + per_call]
+                seed = None
+                if seeds is not None:
+                    seed = derive_seed("hf", n, *(seeds[groups[gi][s]] for gi, st in chunk for s in range(st, st + n)))
+                samples = self._generate([prompts[gi] for gi, _ in chunk], n, seed)
+                for j, (gi, start) in enumerate(chunk):
+                    drawn = samples[j * n : (j + 1) * n]
+                    if greedy:
+                        for pos in groups[gi]:
+                            results[pos] = _copy(drawn[0])
+                    else:
+                        for s in range(n):
+                            results[groups[gi][start + s]] = drawn[s]
         assert all(r is not None for r in results)
         return results  # type: ignore[return-value]
 

@@ -66,6 +66,8 @@ def load_model_and_tokenizer(
 
     A name from :data:`ccpo_agents.models.tiny.TINY_PRESETS` (``"tiny"``, ``"tiny-small"``, ...) that is not
     an existing path builds that tiny model locally instead (random weights, seeded by ``seed``).
+    ``"arith-warmstart"`` (:mod:`ccpo_agents.models.warmstart`) is the tiny model warm-started on ``arith``:
+    built on first use, then loaded from its cache folder.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -76,6 +78,10 @@ def load_model_and_tokenizer(
     if name_or_path in TINY_PRESETS and not Path(name_or_path).exists():
         model, tokenizer = build_tiny(name_or_path, seed=seed)
         return model.to(device=dev, dtype=torch_dtype).eval(), tokenizer
+    if name_or_path.startswith("arith-warmstart") and not Path(name_or_path).exists():
+        from ccpo_agents.models.warmstart import resolve_warmstart
+
+        name_or_path = str(resolve_warmstart(name_or_path))
     tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     kwargs: dict[str, Any] = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
     if attn_implementation is not None:

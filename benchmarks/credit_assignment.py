@@ -1,0 +1,266 @@
+"""The credit-assignment study: which credit method makes the team learn, on a laptop CPU.
+
+Trains the warm-started tiny policy (``arith-warmstart``) with each credit method under the SAME
+generation budget (generated tokens, counterfactual branches and SEPO ratings included), several
+seeds each, and reports per method (mean ± std over seeds):
+
+- final joint accuracy on held-out ``arith`` test problems, and the Thinker-removed accuracy
+  (collaboration diagnostic) — the Thinker's contribution is their difference;
+- the share of Thinker messages with positive counterfactual credit, Δ_j = V(t_j) − V_solo > 0,
+  measured on held-out problems with the same estimator for every method;
+- per-role advantage variance during training;
+- steps, generated tokens and wall time to reach a target accuracy.
+
+Two more studies in the same run:
+
+- **free-riding probe** (``arith`` ``variant="freeride"``): half the items are one operation the
+  Solver can do alone. Under a shared reward the Thinker is paid there whatever it writes; the probe
+  reports, on the items that need a thought, whether the Thinker stays useful (joint − solo);
+- **voting**: ``VotingEnv`` with leave-one-out credit vs shared reward.
+
+    python benchmarks/credit_assignment.py                 # full study (long: see benchmarks/README.md)
+    python benchmarks/credit_assignment.py --quick         # smoke test, about a minute
+    python benchmarks/credit_assignment.py --studies main --methods shared ccpo_tree --seeds 0 1 2
+
+Writes ``benchmarks/results/credit_assignment.json`` and ``credit_assignment.png`` (accuracy vs
+generated tokens).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+METHODS = ["shared", "ccpo_event", "ccpo_paired", "ccpo_tree", "sepo"]
+
+
+def base_overrides(args: argparse.Namespace) -> list[str]:
+    return [
+        f"policy.model={args.model}",
+        "train.progress=false", "train.plot=false", "train.tensorboard=false", "eval.limit=0",
+        f"rollout.prompts_per_step={args.prompts}", f"rollout.num_thoughts={args.thoughts}",
+        f"rollout.answers_per_thought={args.answers}", f"rollout.num_solo={args.solo}",
+        f"optim.lr={args.lr}", f"train.steps={10**6}",
+    ]
+
+
+def method_overrides(method: str, args: argparse.Namespace) -> list[str]:
+    if method == "ccpo_paired":
+        # Paired by index: one solo rollout per joint episode; m = 1 keeps joint rollouts comparable.
+        return [f"credit.method={method}", "rollout.answers_per_thought=1",
+                f"rollout.num_thoughts={args.thoughts * args.answers}"]
+    return [f"credit.method={method}"]
+
+
+def held_out_eval(trainer: Any, problems: list[int], *, thoughts: int = 2, answers: int = 2, solo: int = 2,
+                  seed: int = 999) -> dict[str, float]:
+    """Joint / solo accuracy and the share of thoughts that beat solving alone, on held-out problems."""
+    from ccpo_env import rollout
+
+    env = trainer.eval_env
+    eps = rollout(env, trainer.policies(), problems, num_samples=thoughts, fanout={"thinker": answers},
+                  counterfactuals=[["thinker"]], num_counterfactual=solo, seed=seed)
+    by_problem: dict[int, dict[str, Any]] = {}
+    for e in eps:
+        d = by_problem.setdefault(e.group, {"joint": {}, "solo": [], "kind": env.dataset[e.problem_index].extras.get("kind")})
+        if e.removed:
+            d["solo"].append(float(e.correct))
+        else:
+            d["joint"].setdefault(e.sample, []).append(float(e.correct))
+    joint, solo, pos, kinds = [], [], [], {}
+    for d in by_problem.values():
+        v_solo = float(np.mean(d["solo"]))
+        values = [float(np.mean(v)) for v in d["joint"].values()]
+        joint.append(float(np.mean(values)))
+        solo.append(v_solo)
+        pos.extend(float(v > v_solo) for v in values)
+        if d["kind"]:
+            k = kinds.setdefault(d["kind"], {"joint": [], "solo": []})
+            k["joint"].append(joint[-1])
+            k["solo"].append(v_solo)
+    out = {"joint_acc": float(np.mean(joint)), "solo_acc": float(np.mean(solo)),
+           "contribution": float(np.mean(joint) - np.mean(solo)), "thought_beats_solo": float(np.mean(pos))}
+    for kind, k in kinds.items():
+        out[f"{kind}/joint_acc"] = float(np.mean(k["joint"]))
+        out[f"{kind}/solo_acc"] = float(np.mean(k["solo"]))
+        out[f"{kind}/contribution"] = out[f"{kind}/joint_acc"] - out[f"{kind}/solo_acc"]
+    return out
+
+
+def voting_eval(trainer: Any, problems: list[int], seed: int = 999) -> dict[str, float]:
+    from ccpo_env import rollout
+
+    eps = rollout(trainer.eval_env, trainer.policies(), problems, num_samples=2, seed=seed)
+    team = [float(e.correct) for e in eps]
+    single = [float(i.get("vote_correct", False)) for e in eps for i in e.infos.values()]
+    return {"joint_acc": float(np.mean(team)), "solo_acc": float(np.mean(single)),
+            "contribution": float(np.mean(team) - np.mean(single))}
+
+
+def run_one(study: str, method: str, seed: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Train one (study, method, seed) until the token budget is spent; returns its curve and summary."""
+    from ccpo_agents.config import load_config
+    from ccpo_agents.trainer import Trainer, build_env
+
+    over = base_overrides(args) + method_overrides(method, args) + [
+        f"train.seed={seed}", f"train.output_dir={workdir / f'{study}-{method}-{seed}'}"]
+    if study == "freeride":
+        over.append("env.dataset_options={level: [1, 2], variant: freeride}")
+    if study == "voting":
+        over += ["env.topology=voting", "env.num_voters=3", "rollout.answers_per_thought=1"]
+    cfg = load_config(overrides=over)
+    trainer = Trainer(cfg)
+    trainer.eval_env = build_env(cfg.env, split="test", limit=args.eval_problems)
+    problems = list(range(len(trainer.eval_env.dataset)))
+    evaluate = voting_eval if study == "voting" else held_out_eval
+    curve = [{"step": 0, "tokens": 0, "wall": 0.0, **evaluate(trainer, problems)}]
+    tokens, wall, adv_var = 0.0, 0.0, {}
+    while tokens < args.budget:
+        m = trainer.train_step()
+        tokens += m["perf/generated_tokens"]
+        wall += m["time/step"]
+        for k, v in m.items():
+            if k.endswith("/adv_std") and isinstance(v, float) and math.isfinite(v):
+                adv_var.setdefault(k.split("/")[0], []).append(v * v)
+        if trainer.step % args.eval_every == 0 or tokens >= args.budget:
+            curve.append({"step": trainer.step, "tokens": tokens, "wall": wall, **evaluate(trainer, problems)})
+    start, final = curve[0], curve[-1]
+    target = start["joint_acc"] + args.target_gain
+    reached = next((c for c in curve if c["joint_acc"] >= target), None)
+    return {
+        "study": study, "method": method, "seed": seed, "curve": curve, "final": final, "start": start,
+        "adv_var": {r: float(np.mean(v)) for r, v in adv_var.items()},
+        "to_target": {k: reached[k] for k in ("step", "tokens", "wall")} if reached else None,
+        "steps": trainer.step,
+    }
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for study in dict.fromkeys(r["study"] for r in runs):
+        out[study] = {}
+        for method in dict.fromkeys(r["method"] for r in runs if r["study"] == study):
+            rs = [r for r in runs if r["study"] == study and r["method"] == method]
+            row: dict[str, float] = {"seeds": len(rs)}
+            keys = [k for k in rs[0]["final"] if k not in ("step", "tokens", "wall")]
+            for k in keys:
+                vals = [r["final"][k] for r in rs]
+                row[k], row[k + "_std"] = float(np.mean(vals)), float(np.std(vals))
+            row["start_joint_acc"] = float(np.mean([r["start"]["joint_acc"] for r in rs]))
+            for role in rs[0]["adv_var"]:
+                row[f"{role}_adv_var"] = float(np.mean([r["adv_var"].get(role, float("nan")) for r in rs]))
+            hit = [r["to_target"] for r in rs if r["to_target"]]
+            row["reached_target"] = len(hit)
+            if hit:
+                row["steps_to_target"] = float(np.mean([h["step"] for h in hit]))
+                row["wall_to_target"] = float(np.mean([h["wall"] for h in hit]))
+            row["steps"] = float(np.mean([r["steps"] for r in rs]))
+            out[study][method] = row
+    return out
+
+
+def print_tables(summary: dict[str, dict[str, dict[str, float]]], target_gain: float) -> None:
+    def pm(row: dict[str, float], k: str) -> str:
+        return f"{100 * row[k]:5.1f}±{100 * row[k + '_std']:4.1f}" if k in row else "    -     "
+
+    for study, rows in summary.items():
+        print(f"\n== {study} ==")
+        head = (f"{'method':<12}{'start':>7}{'joint':>12}{'solo':>12}{'contrib':>12}{'Δ>0 share':>12}"
+                f"{'adv var T/S':>14}{'steps':>7}{'to +' + str(int(100 * target_gain)) + 'pt':>9}")
+        print(head)
+        for method, r in rows.items():
+            var = "/".join(f"{r[k]:.2f}" for k in r if k.endswith("_adv_var")) or "-"
+            reach = f"{r['reached_target']}/{int(r['seeds'])}"
+            print(f"{method:<12}{100 * r['start_joint_acc']:6.1f}%{pm(r, 'joint_acc'):>12}{pm(r, 'solo_acc'):>12}"
+                  f"{pm(r, 'contribution'):>12}{pm(r, 'thought_beats_solo'):>12}{var:>14}{r['steps']:>7.0f}{reach:>9}")
+        if any("joint/contribution" in r for r in rows.values()):
+            print("free-riding probe, items that need the Thinker: joint / solo / contribution")
+            for method, r in rows.items():
+                print(f"  {method:<12}{pm(r, 'joint/joint_acc'):>12}{pm(r, 'joint/solo_acc'):>12}{pm(r, 'joint/contribution'):>12}")
+
+
+def plot(runs: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    studies = list(dict.fromkeys(r["study"] for r in runs))
+    fig, axes = plt.subplots(1, len(studies), figsize=(5 * len(studies), 3.8), squeeze=False)
+    for ax, study in zip(axes[0], studies):
+        for method in dict.fromkeys(r["method"] for r in runs if r["study"] == study):
+            rs = [r for r in runs if r["study"] == study and r["method"] == method]
+            n = min(len(r["curve"]) for r in rs)
+            x = np.mean([[c["tokens"] for c in r["curve"][:n]] for r in rs], axis=0)
+            y = np.array([[c["joint_acc"] for c in r["curve"][:n]] for r in rs])
+            ax.plot(x, y.mean(0), label=method)
+            ax.fill_between(x, y.mean(0) - y.std(0), y.mean(0) + y.std(0), alpha=0.15)
+        ax.set_title(f"{study}: held-out joint accuracy")
+        ax.set_xlabel("generated tokens")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny budget, one seed, two methods: a smoke test")
+    p.add_argument("--studies", nargs="+", default=["main", "freeride", "voting"], choices=["main", "freeride", "voting"])
+    p.add_argument("--methods", nargs="+", default=METHODS)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--model", default="arith-warmstart")
+    p.add_argument("--budget", type=float, default=60000, help="generated tokens per run (default 60000)")
+    p.add_argument("--prompts", type=int, default=8)
+    p.add_argument("--thoughts", type=int, default=4)
+    p.add_argument("--answers", type=int, default=2)
+    p.add_argument("--solo", type=int, default=4)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--eval-problems", type=int, default=128)
+    p.add_argument("--eval-every", type=int, default=5)
+    p.add_argument("--target-gain", type=float, default=0.10, help="accuracy gain that counts as 'reached'")
+    p.add_argument("--out", type=Path, default=RESULTS / "credit_assignment.json")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.methods = [m for m in args.methods if m in ("shared", "ccpo_tree")] or args.methods[:1]
+        args.seeds, args.budget, args.prompts, args.thoughts, args.solo = args.seeds[:1], 1500, 2, 2, 2
+        args.eval_problems, args.eval_every = 8, 2
+    import torch
+
+    torch.set_num_threads(2)
+    runs: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for study in args.studies:
+            methods = ["shared", "voting"] if study == "voting" else args.methods
+            for method in methods:
+                for seed in args.seeds:
+                    r = run_one(study, method, seed, args, Path(tmp))
+                    runs.append(r)
+                    f = r["final"]
+                    print(f"[{time.perf_counter() - t0:7.0f}s] {study:<8} {method:<12} seed {seed}: joint "
+                          f"{r['start']['joint_acc']:.3f} -> {f['joint_acc']:.3f}, solo {f['solo_acc']:.3f} "
+                          f"({r['steps']} steps)", flush=True)
+    summary = summarise(runs)
+    print_tables(summary, args.target_gain)
+    result = {"benchmark": "credit_assignment", "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+              "summary": summary, "runs": runs, "seconds": time.perf_counter() - t0}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    png = args.out.with_suffix(".png")
+    plot(runs, png)
+    print(f"\nwrote {args.out} and {png}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Smoke tests of the benchmark scripts: each ``--quick`` run finishes and writes JSON with the expected keys.
+
+Numbers are not checked (performance is measured by the scripts themselves, not in timed tests).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+# torch is already loaded here, so the scripts cannot switch OpenMP to passive waiting; with 2 spinning threads
+# on a busy 2-core box a quick run takes ~10x longer. One thread keeps the smoke tests fast.
+ONE_THREAD = ("--threads", "1")
+
+
+@pytest.fixture
+def load_bench(monkeypatch):
+    """Import ``benchmarks/<name>.py`` as a module, undoing its process-wide side effects afterwards."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    monkeypatch.setenv("OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
+    threads = torch.get_num_threads()
+
+    def load(name: str) -> ModuleType:
+        spec = importlib.util.spec_from_file_location(f"bench_{name}_under_test", BENCH / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    yield load
+    torch.set_num_threads(threads)
+
+
+def _run(module: ModuleType, tmp_path: Path, *extra: str) -> dict:
+    out = tmp_path / "result.json"
+    result = module.main(["--quick", "--out", str(out), *extra])
+    on_disk = json.loads(out.read_text())
+    assert on_disk["benchmark"] == result["benchmark"]
+    return on_disk
+
+
+def test_bench_env_quick(load_bench, tmp_path):
+    res = _run(load_bench("bench_env"), tmp_path)
+    assert res["benchmark"] == "bench_env" and res["rows"]
+    for row in res["rows"]:
+        assert {"env", "verifier", "batched_eps_per_s", "loop_eps_per_s"} <= set(row)
+        assert row["batched_eps_per_s"] > 0 and row["loop_eps_per_s"] > 0
+
+
+def test_bench_verifier_quick(load_bench, tmp_path):
+    module = load_bench("bench_verifier")
+    data_dir = Path(os.environ.get("CCPO_DATA_DIR", str(BENCH.parents[1] / "shared" / "data")))
+    extra = [] if (data_dir / "math500.jsonl").exists() else ["--no-data"]
+    res = _run(module, tmp_path, "--data-dir", str(data_dir), *extra)
+    assert res["benchmark"] == "bench_verifier"
+    assert {"ours", "math_verify", "speedup_cold", "speedup_warm", "machine"} <= set(res)
+    assert {"per_s_cold", "per_s_warm", "agreement"} <= set(res["ours"])
+    assert res["ours"]["agreement"] is not None
+
+
+def test_bench_rollout_quick(load_bench, tmp_path):
+    res = _run(load_bench("bench_rollout"), tmp_path, *ONE_THREAD)
+    assert res["benchmark"] == "bench_rollout" and res["quick"]
+    assert {"raw/flat", "driver/flat", "one_at_a_time/flat", "raw/tree", "driver/tree", "driver_nodedup/tree"} <= set(
+        res["results"]
+    )
+    for key in ("overhead_flat", "overhead_tree", "speedup_vs_one_at_a_time", "dedup_on_vs_off_tree"):
+        assert res["ratios"][key] > 0
+    assert set(res["goals"]) == {"overhead_flat_le_1.10", "overhead_tree_le_1.10", "speedup_ge_5x_at_8_episodes"}
+    # The comparison is only fair if every side generated the same number of tokens.
+    tokens = {k: v["tokens"] for k, v in res["results"].items()}
+    assert tokens["raw/flat"] == tokens["driver/flat"] == tokens["one_at_a_time/flat"]
+    assert tokens["raw/tree"] == tokens["driver/tree"] == tokens["driver_nodedup/tree"]
+
+
+def test_bench_step_quick(load_bench, tmp_path):
+    res = _run(load_bench("bench_step"), tmp_path, *ONE_THREAD)
+    assert res["benchmark"] == "bench_step"
+    rows = {r["label"]: r for r in res["rows"]}
+    assert set(rows) == {"shared", "ccpo_event", "ccpo_paired", "ccpo_tree", "sepo", "ccpo_tree (dedup off)"}
+    for r in rows.values():
+        assert {"generations", "extra_generations", "step_s", "ratio_vs_shared", "rollout_s", "credit_s", "update_s"} <= set(r)
+    assert rows["shared"]["extra_generations"] == {"solo": 0, "ratings": 0}
+    assert rows["sepo"]["extra_generations"]["ratings"] > 0 and rows["ccpo_paired"]["extra_generations"]["solo"] > 0
+    assert rows["ccpo_tree"]["generations"] == rows["ccpo_tree (dedup off)"]["generations"]
