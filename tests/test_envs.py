@@ -338,3 +338,17 @@ def test_space_repr_is_short_and_transcript_is_sanitised():
     env.step("\\boxed{5}")
     text = env.render()
     assert "\x1b" not in text and "\ufffd[2J" in text
+
+
+@pytest.mark.skipif(not __import__("os").environ.get("CCPO_DATA_DIR"), reason="needs CCPO_DATA_DIR")
+@pytest.mark.parametrize("name", ["math500", "folio"])
+def test_real_benchmarks_through_ccpo_data_dir(name):
+    env = ThinkSolveEnv(dataset=name)
+    assert len(env.dataset) > 100
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        api_test(env, num_cycles=20)
+    env.reset(seed=0, options={"problem": 0})
+    env.step("plan")
+    env.step(f"\\boxed{{{env.problem.answer}}}")
+    assert env.rewards["solver"] == 1.0 and env.infos["solver"]["gold"] == env.problem.answer

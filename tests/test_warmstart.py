@@ -106,10 +106,10 @@ def test_fingerprint_is_stable_across_processes() -> None:
 def test_sft_examples_are_exactly_what_the_policy_sees(
     system_prompts: dict[str, str], tiny_model: Any, tiny_tokenizer: Any
 ) -> None:
-    recipe = QUICK.replace(system_prompts=dict(system_prompts), example_mix={"thinker": 1, "solver_joint": 1, "solver_solo": 1})
-    examples = make_sft_examples(recipe, tiny_tokenizer, 6)
-    assert [e.kind for e in examples] == list(ws.EXAMPLE_KINDS) * 6
-    data = ArithDataset("train", list(recipe.levels), seed=recipe.data_seed)
+    recipe = QUICK.replace(system_prompts=dict(system_prompts), levels=[1, 2])
+    examples = make_sft_examples(recipe, tiny_tokenizer, 4)
+    assert [e.kind for e in examples] == list(ws.EXAMPLE_KINDS) * 4
+    data = ArithDataset("train", [1, 2], seed=recipe.data_seed)
     env = ThinkSolveEnv(dataset=data, templates=COMPACT_TEMPLATES)
     eos = tiny_tokenizer.eos_token_id
     for n, ex in enumerate(examples):
@@ -125,13 +125,27 @@ def test_sft_examples_are_exactly_what_the_policy_sees(
         assert ex.completion_ids[-1] == eos
         assert tiny_tokenizer.decode(ex.completion_ids[:-1]) == ex.target
         want = arith_oracle_thought(problem) if ex.kind == "thinker" else f"\\boxed{{{problem.answer}}}"
-        assert ex.target == want
+        assert ex.target == want and not ex.noisy
     assert examples[0].observation == f"Plan: {data[0].problem}"
     assert examples[2].observation == f"Solve: {data[0].problem}"
 
 
+def test_batches_follow_the_mix_and_are_seeded(tiny_tokenizer: Any) -> None:
+    recipe = QUICK.replace(num_steps=50, example_mix={"thinker": 1.0, "solver_joint": 3.0}, thinker_noise=0.5)
+    pool = make_sft_examples(recipe, tiny_tokenizer, 30)
+    batches = ws.sample_batches(recipe, pool)
+    assert len(batches) == 50 and all(len(b) == recipe.batch_size for b in batches)
+    drawn = [e for b in batches for e in b]
+    share = sum(e.kind == "solver_joint" for e in drawn) / len(drawn)
+    noisy = sum(e.noisy for e in drawn) / sum(e.kind == "thinker" for e in drawn)
+    assert not any(e.kind == "solver_solo" for e in drawn)
+    assert 0.68 < share < 0.82 and 0.35 < noisy < 0.65
+    again = ws.sample_batches(recipe, pool)
+    assert [[e.observation + e.target for e in b] for b in again] == [[e.observation + e.target for e in b] for b in batches]
+
+
 def test_loss_is_masked_to_the_completion(tiny_tokenizer: Any) -> None:
-    examples = make_sft_examples(QUICK, tiny_tokenizer, 4)
+    examples = make_sft_examples(QUICK.replace(levels=[1, 2]), tiny_tokenizer, 4)
     pad = tiny_tokenizer.pad_token_id
     batch = ws._collate(examples, pad)
     for r, ex in enumerate(examples):
@@ -143,12 +157,13 @@ def test_loss_is_masked_to_the_completion(tiny_tokenizer: Any) -> None:
 
 
 def test_thinker_noise_corrupts_one_intermediate(tiny_tokenizer: Any) -> None:
-    recipe = QUICK.replace(thinker_noise=1.0, levels=[2], example_mix={"thinker": 1.0})
-    data = ArithDataset("train", [2], seed=recipe.data_seed)
-    for i, ex in enumerate(make_sft_examples(recipe, tiny_tokenizer, 20)):
-        oracle = arith_oracle_thought(data[i])
-        assert ex.target != oracle and len(ex.target) == len(oracle)
-        assert sum(a != b for a, b in zip(ex.target, oracle)) == 1
+    recipe = QUICK.replace(thinker_noise=0.3, levels=[2])
+    pool = make_sft_examples(recipe, tiny_tokenizer, 20)
+    assert len(pool) == 20 * 4
+    for clean, noisy in zip(pool[0::4], pool[3::4]):
+        assert clean.kind == noisy.kind == "thinker" and noisy.noisy and not clean.noisy
+        assert noisy.prompt_ids == clean.prompt_ids and len(noisy.target) == len(clean.target)
+        assert sum(a != b for a, b in zip(noisy.target, clean.target)) == 1
 
 
 def test_arith_warmstart_name_resolves(

@@ -55,6 +55,7 @@ __all__ = [
     "evaluate_warmstart",
     "make_sft_examples",
     "resolve_warmstart",
+    "sample_batches",
 ]
 
 #: Bumped whenever the build code changes what a recipe produces (part of every fingerprint).
@@ -75,14 +76,17 @@ class WarmStartRecipe:
         levels: ``arith`` levels; item ``i`` has level ``levels[i % len(levels)]``, so repeating a level
             weights it (default ``(1, 2)``).
         data_seed: seed of the arith TRAIN stream the examples are drawn from (default 0).
+        num_problems: TRAIN problems drawn for the example pool; duplicates are dropped, so level 1 (under a
+            thousand distinct problems) saturates early (default 4000).
         num_steps: optimizer steps (default 600).
         batch_size: examples per step (default 64).
         lr: peak AdamW learning rate (default 2e-3); linear warmup then cosine decay to 10%.
         warmup_steps: warmup steps (default 30).
         weight_decay: AdamW weight decay (default 0.01).
         max_grad_norm: gradient clipping (default 1.0).
-        example_mix: relative weight of each example type, ``thinker`` / ``solver_joint`` / ``solver_solo``
-            (default 1 / 1 / 0.5; the solo type only teaches the answer format, it cannot be learnt).
+        example_mix: sampling weight of each example type in a batch, ``thinker`` / ``solver_joint`` /
+            ``solver_solo`` (default 0.3 / 1 / 0.15: the Thinker's facts are learnt fast, the Solver's
+            arithmetic slowly; a few solo examples teach the solo format without making solo strong).
         thinker_noise: share of Thinker targets with one intermediate result corrupted (default 0.0).
             A deliberate imperfection knob: the Thinker then samples wrong thoughts at T=1 that RL can
             remove; greedy decoding is little affected.
@@ -100,6 +104,7 @@ class WarmStartRecipe:
     vocab_size: int = 512
     levels: tuple[int, ...] = (1, 2)
     data_seed: int = 0
+    num_problems: int = 4000
     num_steps: int = 600
     batch_size: int = 64
     lr: float = 2e-3
@@ -107,7 +112,7 @@ class WarmStartRecipe:
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     example_mix: dict[str, float] = field(
-        default_factory=lambda: {"thinker": 1.0, "solver_joint": 1.0, "solver_solo": 0.5}
+        default_factory=lambda: {"thinker": 0.3, "solver_joint": 1.0, "solver_solo": 0.15}
     )
     thinker_noise: float = 0.0
     system_prompts: dict[str, str] = field(default_factory=dict)
@@ -173,6 +178,7 @@ class SFTExample:
     completion_ids: list[int]
     observation: str
     target: str
+    noisy: bool = False
 
 
 def _corrupt(thought: str, rng: random.Random) -> str:
@@ -187,48 +193,69 @@ def _corrupt(thought: str, rng: random.Random) -> str:
 
 
 def make_sft_examples(
-    recipe: WarmStartRecipe, tokenizer: Any, num_problems: int, *, start: int = 0, split: str = "train"
+    recipe: WarmStartRecipe, tokenizer: Any, num_problems: int | None = None, *, split: str = "train"
 ) -> list[SFTExample]:
-    """SFT examples for ``split`` problems ``start .. start+num_problems-1`` of the recipe's level mix.
+    """The example pool: every example type for each distinct ``split`` problem among the first
+    ``num_problems`` (default ``recipe.num_problems``) of the recipe's level mix.
 
-    Each problem gives each example type with probability ``example_mix[kind] / max(weights)`` (seeded per
-    problem). Observations come from a real :class:`~ccpo_env.ThinkSolveEnv`, prompts from the same
-    rendering :func:`~ccpo_agents.policies.base.encode_prompt` does (batched tokenisation).
+    Per problem, in order: ``thinker``, ``solver_joint``, ``solver_solo``, and with ``thinker_noise > 0`` a
+    second ``thinker`` example whose target has one corrupted result (``noisy=True``). Observations come from
+    a real :class:`~ccpo_env.ThinkSolveEnv`; prompts are rendered as
+    :func:`~ccpo_agents.policies.base.encode_prompt` does (tokenised in one batch).
     """
     from ccpo_agents.policies.base import render_prompt
 
-    data = ArithDataset(split, list(recipe.levels), seed=recipe.data_seed, size=start + num_problems)
+    n = recipe.num_problems if num_problems is None else num_problems
+    data = ArithDataset(split, list(recipe.levels), seed=recipe.data_seed, size=n)
     env = ThinkSolveEnv(dataset=data, templates=TEMPLATE_PRESETS[recipe.templates])
-    top = max(recipe.example_mix.values())
-    eos = tokenizer.eos_token
-    rows: list[tuple[str, str, str, str]] = []  # kind, observation, system prompt, target text
-    for i in range(start, start + num_problems):
-        rng = random.Random(f"{recipe.seed}|{recipe.data_seed}|{i}")  # str seeds are stable (no hash salt)
+    rows: list[tuple[str, bool, str, str, str]] = []  # kind, noisy, observation, system prompt, target
+    seen: set[str] = set()
+    for i in range(n):
         problem = data[i]
+        if problem.problem in seen:  # level 1 has under a thousand distinct problems: no duplicates
+            continue
+        seen.add(problem.problem)
         thought = arith_oracle_thought(problem)
-        answer = f"\\boxed{{{problem.answer}}}"
+        targets = {"thinker": thought, "solver_joint": f"\\boxed{{{problem.answer}}}"}
+        targets["solver_solo"] = targets["solver_joint"]
         for kind in EXAMPLE_KINDS:
-            if rng.random() >= recipe.example_mix.get(kind, 0.0) / top:
-                continue
             env.reset(seed=0, options={"problem": i, "remove": ["thinker"] if kind == "solver_solo" else []})
             if kind == "solver_joint":
                 env.step(thought)  # the Solver sees the thought through the env, as at RL time
             role = "thinker" if kind == "thinker" else "solver"
-            target = answer
-            if kind == "thinker":
-                noisy = thought and rng.random() < recipe.thinker_noise
-                target = _corrupt(thought, rng) if noisy else thought
-            rows.append((kind, str(env.observe(role)), recipe.system_prompts.get(role) or "", target))
-    texts = [render_prompt(tokenizer, obs, sp or None) for _, obs, sp, _ in rows]
+            rows.append((kind, False, str(env.observe(role)), recipe.system_prompts.get(role) or "", targets[kind]))
+        if recipe.thinker_noise > 0 and thought:
+            rng = random.Random(f"noise|{recipe.seed}|{problem.problem}")  # str seeds: no hash salt
+            rows.append(("thinker", True, *rows[-3][2:4], _corrupt(thought, rng)))
+    texts = [render_prompt(tokenizer, obs, sp or None) for _, _, obs, sp, _ in rows]
     templated = {t for _, t in texts}
     if len(templated) != 1:  # cannot happen for one tokenizer; guards the batched call below
         raise RuntimeError("mixed chat-templated and plain prompts")
     prompts = tokenizer([t for t, _ in texts], add_special_tokens=not templated.pop())["input_ids"]
-    targets = tokenizer([tgt + eos for *_, tgt in rows], add_special_tokens=False)["input_ids"]
+    completions = tokenizer([r[-1] + tokenizer.eos_token for r in rows], add_special_tokens=False)["input_ids"]
     return [
-        SFTExample(kind, list(p), list(c), obs, tgt)
-        for (kind, obs, _, tgt), p, c in zip(rows, prompts, targets)
+        SFTExample(kind, list(p), list(c), obs, target, noisy)
+        for (kind, noisy, obs, _, target), p, c in zip(rows, prompts, completions)
     ]
+
+
+def sample_batches(recipe: WarmStartRecipe, pool: Sequence[SFTExample]) -> list[list[SFTExample]]:
+    """``num_steps`` batches drawn from ``pool``: the type by ``example_mix``, then a uniform example of it
+    (a noisy Thinker example with probability ``thinker_noise``). Seeded by ``recipe.seed``."""
+    rng = random.Random(f"batches|{recipe.seed}")
+    by_kind: dict[tuple[str, bool], list[SFTExample]] = {}
+    for e in pool:
+        by_kind.setdefault((e.kind, e.noisy), []).append(e)
+    kinds = [k for k in EXAMPLE_KINDS if recipe.example_mix.get(k, 0) > 0 and (k, False) in by_kind]
+    weights = [recipe.example_mix[k] for k in kinds]
+    batches = []
+    for _ in range(recipe.num_steps):
+        batch = []
+        for kind in rng.choices(kinds, weights, k=recipe.batch_size):
+            noisy = kind == "thinker" and (kind, True) in by_kind and rng.random() < recipe.thinker_noise
+            batch.append(rng.choice(by_kind[(kind, noisy)]))
+        batches.append(batch)
+    return batches
 
 
 def _collate(batch: Sequence[SFTExample], pad_id: int) -> dict[str, torch.Tensor]:
@@ -277,14 +304,7 @@ def train_sft(
 
     ``callback(step, model)`` runs after every ``log_every`` steps (e.g. to evaluate along the way).
     """
-    per_problem = sum(w for w in recipe.example_mix.values() if w > 0) / max(recipe.example_mix.values())
-    needed = recipe.num_steps * recipe.batch_size
-    examples = make_sft_examples(
-        recipe, tokenizer, math.ceil(needed / per_problem * 1.05) + recipe.batch_size
-    )
-    random.Random(f"order|{recipe.seed}").shuffle(examples)
-    while len(examples) < needed:  # the per-problem draw is random: top up by cycling (rare, a few rows)
-        examples += examples[: needed - len(examples)]
+    batches = sample_batches(recipe, make_sft_examples(recipe, tokenizer))
     pad_id = tokenizer.pad_token_id
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, recipe))
@@ -293,7 +313,7 @@ def train_sft(
     model.train()
     bar = tqdm(range(recipe.num_steps), desc="warm-start SFT", disable=not progress, leave=False)
     for step in bar:
-        batch = _collate(examples[step * recipe.batch_size : (step + 1) * recipe.batch_size], pad_id)
+        batch = _collate(batches[step], pad_id)
         loss = model(**batch).loss  # transformers shifts labels and averages over completion tokens
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
