@@ -47,7 +47,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ccpo`` command."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    # Overrides may come before or after flags (`ccpo train --resume train.steps=5`): argparse stops
+    # collecting a positional list at the first flag, so pick the remaining key=value words up here.
+    args, extra = parser.parse_known_args(argv)
+    if args.command in ("train", "eval"):
+        args.overrides = list(args.overrides) + [x for x in extra if "=" in x and not x.startswith("-")]
+        extra = [x for x in extra if not ("=" in x and not x.startswith("-"))]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     from ccpo_agents.config import ConfigError
 
     try:

@@ -27,7 +27,7 @@ def test_train_then_eval_then_resume(tmp_path, capsys):
     assert "Untrained" in text and "Trained" in text and "Collaboration diagnostic" in text
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2  # eval never touches the run
 
-    assert main(["train", *TINY[1:], "train.steps=3", f"train.output_dir={out}", "--resume", "--no-eval"]) == 0
+    assert main(["train", *TINY[1:], "--resume", "train.steps=3", f"train.output_dir={out}", "--no-eval"]) == 0
     assert [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
 
 
