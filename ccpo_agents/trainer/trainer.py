@@ -98,7 +98,6 @@ class Trainer:
         acc = self.accelerator
         self.rank, self.world = acc.process_index, acc.num_processes
         set_seed(cfg.train.seed)
-        torch.use_deterministic_algorithms(False)
         if cfg.rollout.prompts_per_step % self.world:
             raise ConfigError(
                 f"rollout.prompts_per_step={cfg.rollout.prompts_per_step} must be divisible by the number of "
