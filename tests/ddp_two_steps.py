@@ -28,7 +28,7 @@ def weights_digest(trainer: Trainer) -> str:
 def main() -> None:
     out = sys.argv[1]
     cfg = load_config(overrides=[
-        "train.cpu=true", "train.steps=2", f"train.output_dir={out}", "train.progress=false", "train.plot=false",
+        "policy.model=tiny", "train.cpu=true", "train.steps=2", f"train.output_dir={out}", "train.progress=false", "train.plot=false",
         "train.tensorboard=false", "rollout.prompts_per_step=4", "rollout.num_thoughts=2", "rollout.num_solo=2",
         "policy.generation.max_new_tokens=6", "optim.lr=1e-3", "eval.limit=0",
     ])

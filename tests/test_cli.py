@@ -8,7 +8,7 @@ import sys
 
 from ccpo_agents.cli import main
 
-TINY = ["train.steps=2", "rollout.prompts_per_step=2", "rollout.num_thoughts=2", "rollout.num_solo=2",
+TINY = ["policy.model=tiny", "train.steps=2", "rollout.prompts_per_step=2", "rollout.num_thoughts=2", "rollout.num_solo=2",
         "policy.generation.max_new_tokens=6", "eval.limit=4", "train.progress=false"]
 
 
@@ -27,7 +27,7 @@ def test_train_then_eval_then_resume(tmp_path, capsys):
     assert "Untrained" in text and "Trained" in text and "Collaboration diagnostic" in text
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2  # eval never touches the run
 
-    assert main(["train", *TINY[1:], "--resume", "train.steps=3", f"train.output_dir={out}", "--no-eval"]) == 0
+    assert main(["train", *[x for x in TINY if x != "train.steps=2"], "--resume", "train.steps=3", f"train.output_dir={out}", "--no-eval"]) == 0
     assert [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
 
 

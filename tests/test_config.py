@@ -18,6 +18,8 @@ def test_default_is_the_cpu_arith_experiment():
     cfg = default_config()
     assert isinstance(cfg, ExperimentConfig)
     assert cfg.env.dataset == "arith" and cfg.env.templates == "compact"
+    assert cfg.policy.model == "arith-warmstart" and cfg.env.dataset_options == {"level": [1]}
+    assert cfg.policy.system_prompts == {} and cfg.optim.lr == 3e-5
     assert cfg.credit.method == "ccpo_tree" and cfg.algo.estimator.name == "grpo" and cfg.algo.loss.name == "ppo"
 
 

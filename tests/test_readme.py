@@ -27,7 +27,7 @@ def test_training_snippet_runs(tmp_path, monkeypatch):
     block = python_blocks()[1]
     assert "train.steps=50" in block
     fast = block.replace('"train.steps=50", "train.output_dir=runs/demo"',
-                         f'"train.steps=1", "train.output_dir={tmp_path}", "rollout.prompts_per_step=2", '
+                         f'"policy.model=tiny", "train.steps=1", "train.output_dir={tmp_path}", "rollout.prompts_per_step=2", '
                          '"rollout.num_thoughts=2", "rollout.num_solo=2", "policy.generation.max_new_tokens=4", '
                          '"train.progress=false", "train.plot=false"')
     assert fast != block

@@ -13,6 +13,7 @@ from ccpo_agents.trainer import Trainer
 from ccpo_env import COMPACT_TEMPLATES, ThinkSolveEnv, Verdict, VotingEnv
 
 SMALL = [
+    "policy.model=tiny",
     "rollout.prompts_per_step=2", "rollout.num_thoughts=2", "rollout.answers_per_thought=2", "rollout.num_solo=2",
     "policy.generation.max_new_tokens=6", "train.progress=false", "train.plot=false", "train.tensorboard=false",
     "optim.lr=1e-3", "eval.limit=0",

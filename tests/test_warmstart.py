@@ -29,7 +29,7 @@ QUICK = WarmStartRecipe(model="tiny", num_steps=40, batch_size=16, lr=3e-3, warm
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(cache root, built folder) of the quick recipe; the root is ``$CCPO_CACHE_DIR`` style (``<root>/warmstart``)."""
+    """(cache root, built folder) of the quick recipe, laid out as ``$CCPO_CACHE_DIR/warmstart/<fp>``."""
     root = tmp_path_factory.mktemp("ccpo-cache")
     return root, build_warmstart(QUICK, cache_dir=root / "warmstart", progress=False)
 
@@ -39,7 +39,7 @@ def test_build_saves_a_loadable_model_with_recipe_and_metrics(built: tuple[Path,
 
     root, path = built
     assert path == root / "warmstart" / QUICK.fingerprint()
-    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # the temp folder was moved, none left
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temp folder left behind
     model = AutoModelForCausalLM.from_pretrained(path)
     tok = AutoTokenizer.from_pretrained(path)
     assert tok.eos_token == "<|im_end|>" and tok.chat_template
@@ -90,15 +90,14 @@ def test_fingerprint_is_stable_across_processes() -> None:
         "from ccpo_agents.models.warmstart import WarmStartRecipe as R;"
         "print(R().fingerprint(), R(levels=[2, 1], system_prompts={'solver': 'x'}).fingerprint())"
     )
-    outs = {
-        subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True,
-            env={**os.environ, "PYTHONHASHSEED": seed},
-        ).stdout
-        for seed in ("1", "2")
-    }  # fmt: skip
+    env = [{**os.environ, "PYTHONHASHSEED": seed} for seed in ("1", "2")]  # str hashing differs between them
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=e)
+             for e in env]  # fmt: skip
+    outs = {p.communicate(timeout=120)[0] for p in procs}
+    assert all(p.returncode == 0 for p in procs)
     assert len(outs) == 1
-    here = [WarmStartRecipe().fingerprint(), WarmStartRecipe(levels=(2, 1), system_prompts={"solver": "x"}).fingerprint()]
+    other = WarmStartRecipe(levels=(2, 1), system_prompts={"solver": "x"})
+    here = [WarmStartRecipe().fingerprint(), other.fingerprint()]
     assert outs.pop().split() == here
 
 
@@ -106,7 +105,7 @@ def test_fingerprint_is_stable_across_processes() -> None:
 def test_sft_examples_are_exactly_what_the_policy_sees(
     system_prompts: dict[str, str], tiny_model: Any, tiny_tokenizer: Any
 ) -> None:
-    recipe = QUICK.replace(system_prompts=dict(system_prompts), levels=[1, 2])
+    recipe = QUICK.replace(system_prompts=dict(system_prompts), levels=[1, 2], thinker_noise=0.0)
     examples = make_sft_examples(recipe, tiny_tokenizer, 4)
     assert [e.kind for e in examples] == list(ws.EXAMPLE_KINDS) * 4
     data = ArithDataset("train", [1, 2], seed=recipe.data_seed)
@@ -117,7 +116,8 @@ def test_sft_examples_are_exactly_what_the_policy_sees(
         role = "thinker" if ex.kind == "thinker" else "solver"
         policy = HFPolicy(tiny_model, tiny_tokenizer, role=role, system_prompt=system_prompts.get(role))
         # The observation the env gives at RL time, built here independently of the builder.
-        env.reset(seed=0, options={"problem": n // 3, "remove": ["thinker"] if ex.kind == "solver_solo" else []})
+        remove = ["thinker"] if ex.kind == "solver_solo" else []
+        env.reset(seed=0, options={"problem": n // 3, "remove": remove})
         if ex.kind == "solver_joint":
             env.step(arith_oracle_thought(problem))
         assert ex.observation == str(env.observe(role))
@@ -141,7 +141,10 @@ def test_batches_follow_the_mix_and_are_seeded(tiny_tokenizer: Any) -> None:
     assert not any(e.kind == "solver_solo" for e in drawn)
     assert 0.68 < share < 0.82 and 0.35 < noisy < 0.65
     again = ws.sample_batches(recipe, pool)
-    assert [[e.observation + e.target for e in b] for b in again] == [[e.observation + e.target for e in b] for b in batches]
+    def texts(bs: list[list[Any]]) -> list[list[str]]:
+        return [[e.observation + e.target for e in b] for b in bs]
+
+    assert texts(again) == texts(batches)
 
 
 def test_loss_is_masked_to_the_completion(tiny_tokenizer: Any) -> None:
@@ -197,7 +200,9 @@ def test_cli_prints_the_table(built: tuple[Path, Path], monkeypatch: pytest.Monk
 
 
 @pytest.mark.parametrize(
-    "bad", [{"model": "huge"}, {"templates": "nope"}, {"example_mix": {"critic": 1.0}}, {"thinker_noise": 2.0}]
+    "bad",
+    [{"model": "huge"}, {"model_dims": {"width": 8}}, {"templates": "nope"}, {"example_mix": {"critic": 1.0}},
+     {"example_mix": {"thinker": 0.0}}, {"thinker_noise": 2.0}, {"num_steps": 0}],
 )
 def test_bad_recipes_are_rejected(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):

@@ -268,14 +268,20 @@ class ExperimentConfig:
         return to_dict(self)
 
 
-#: The embedded default (``ccpo train`` with no arguments): a tiny model on ``arith`` on CPU.
+#: The embedded default (``ccpo train`` with no arguments): CCPO (``ccpo_tree``) on level-1 ``arith``
+#: on CPU, from ``arith-warmstart`` (a 0.49M-parameter model SFT-warm-started by the project's own code
+#: on the arith TRAIN split, built on first use in ~3 min and cached). Its prompts have no system
+#: prompt and use the compact templates, exactly as the warm start was trained. lr 3e-5: one Adam step
+#: at >= 3e-4 collapses this small, partly memorised model.
 DEFAULT_OVERRIDES: dict[str, Any] = {
     "policy": {
-        "model": "tiny",
+        "model": "arith-warmstart",
         "system_prompts": {},
-        "generation": {"max_new_tokens": 24, "temperature": 1.0},
+        "generation": {"max_new_tokens": 16, "temperature": 1.0},
     },
-    "env": {"templates": "compact", "dataset_options": {"level": [1, 2]}},
+    "env": {"templates": "compact", "dataset_options": {"level": [1]}},
+    "optim": {"lr": 3e-5},
+    "train": {"steps": 300, "output_dir": "runs/ccpo"},
 }
 
 

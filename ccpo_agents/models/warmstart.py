@@ -1,24 +1,22 @@
 """``arith-warmstart``: a small starting policy built by the project's own code (no download).
 
-Nobody can fetch a pretrained model in the CPU setting, so the default ``ccpo train`` starts from a tiny
-Qwen2-style model (:mod:`ccpo_agents.models.tiny`) warm-started by a short supervised phase on the ``arith``
-TRAIN split. The recipe is tuned so that the team solves some problems but not most, and so that the Solver
-alone is clearly worse than the Solver given a good thought: the Thinker has something to contribute, and RL
-has room to improve it.
+Nothing can be downloaded in the CPU setting, so the default ``ccpo train`` starts from a tiny Qwen2-style
+model (:mod:`ccpo_agents.models.tiny`) warm-started by a short supervised phase on the ``arith`` TRAIN split,
+tuned so that the team solves some problems but not all, and the Solver alone is far worse than the Solver
+given a good thought: the Thinker has something to contribute and RL has room to improve it.
 
 SFT examples are exactly what the policies see at RL time: the observation comes from a
-:class:`~ccpo_env.ThinkSolveEnv` with the recipe's templates, the prompt is
-:func:`~ccpo_agents.policies.base.encode_prompt` of it with the role's system prompt, and the target is the
-completion text plus ``<|im_end|>``: the oracle thought for the Thinker (``47*7=329, 29*3=87``), and
-``\\boxed{<answer>}`` for the Solver (joint prompt with the oracle thought, and solo prompt). The loss covers
-completion tokens only.
+:class:`~ccpo_env.ThinkSolveEnv` with the recipe's templates, the prompt is what
+:func:`~ccpo_agents.policies.base.encode_prompt` makes of it with the role's system prompt, and the target is
+the completion plus ``<|im_end|>``: the oracle thought (``7*8=56``) for the Thinker, ``\\boxed{<answer>}``
+for the Solver (joint prompt with the oracle thought, and solo prompt). Loss on completion tokens only.
 
 Typical use::
 
-    path = build_warmstart()                          # cached: ~/.cache/ccpo/warmstart/<fingerprint>/
-    model, tok = load_model_and_tokenizer("arith-warmstart")   # the same, through the loader hook
+    path = build_warmstart()        # cached in ~/.cache/ccpo/warmstart/<fingerprint>/ (or $CCPO_CACHE_DIR)
+    model, tok = load_model_and_tokenizer("arith-warmstart")   # the same through the loader hook
 
-CLI: ``python -m ccpo_agents.models.warmstart [--force] [--eval]``.
+CLI: ``python -m ccpo_agents.models.warmstart [--force] [--eval]`` prints the build time and accuracy table.
 """
 
 from __future__ import annotations
@@ -30,7 +28,9 @@ import json
 import math
 import os
 import random
+import re
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -45,18 +45,10 @@ from ccpo_env import TEMPLATE_PRESETS, ThinkSolveEnv
 from ccpo_env.data.arith import ArithDataset, arith_oracle_thought
 
 __all__ = [
-    "CODE_VERSION",
-    "WARMSTART_NAMES",
-    "SFTExample",
-    "WarmStartRecipe",
-    "build_warmstart",
-    "default_cache_dir",
-    "default_recipe",
-    "evaluate_warmstart",
-    "make_sft_examples",
-    "resolve_warmstart",
-    "sample_batches",
-]
+    "CODE_VERSION", "EXAMPLE_KINDS", "WARMSTART_NAMES", "SFTExample", "WarmStartRecipe", "build_warmstart",
+    "default_cache_dir", "default_recipe", "evaluate_warmstart", "format_table", "make_sft_examples",
+    "resolve_warmstart", "sample_batches", "train_sft",
+]  # fmt: skip
 
 #: Bumped whenever the build code changes what a recipe produces (part of every fingerprint).
 CODE_VERSION = "warmstart-v1"
@@ -67,54 +59,60 @@ EXAMPLE_KINDS = ("thinker", "solver_joint", "solver_solo")
 
 @dataclass
 class WarmStartRecipe:
-    """Everything that decides the warm-started model (its :meth:`fingerprint` is the cache key).
+    """Everything that decides the warm-started model; :meth:`fingerprint` is its cache key.
+
+    Measured with the defaults on 2 CPU cores: ~160 s to build; at T=1 the team solves ~half of the held-out
+    problems, the Solver ~85% given the oracle thought and <10% alone (see ``metrics.json``).
 
     Attributes:
-        model: a :data:`~ccpo_agents.models.tiny.TINY_PRESETS` name (default ``"tiny-small"``, ~3.3M params).
-        model_dims: overrides of the preset's dimensions, e.g. ``{"num_layers": 2}`` (default none).
+        model: a :data:`~ccpo_agents.models.tiny.TINY_PRESETS` name (default ``"tiny-small"``: 4 layers,
+            4 heads, 2 KV heads).
+        model_dims: overrides of the preset's dimensions (default hidden_size 96, intermediate 288: 0.49M
+            parameters; on 2 cores a smaller model learns the task in fewer seconds and samples faster).
         vocab_size: tokenizer vocabulary (default 512; byte-level BPE with single-digit tokens).
-        levels: ``arith`` levels; item ``i`` has level ``levels[i % len(levels)]``, so repeating a level
-            weights it (default ``(1, 2)``).
-        data_seed: seed of the arith TRAIN stream the examples are drawn from (default 0).
-        num_problems: TRAIN problems drawn for the example pool; duplicates are dropped, so level 1 (under a
-            thousand distinct problems) saturates early (default 4000).
-        num_steps: optimizer steps (default 600).
+        levels: ``arith`` levels, item ``i`` at level ``levels[i % len(levels)]`` (default ``(1,)``: level 2's
+            720 products and 3-digit sums are not learnt in the time budget and would add only failures).
+        data_seed: seed of the arith TRAIN stream (default 0).
+        num_problems: TRAIN problems drawn for the example pool, duplicates dropped (default 4000; level 1
+            has under a thousand distinct ones).
+        num_steps: optimizer steps (default 2000: the Solver's addition generalises to unseen problems
+            abruptly, after ~1200 to ~1800 steps depending on the seed; 2000 clears that for seeds 0-2).
         batch_size: examples per step (default 64).
-        lr: peak AdamW learning rate (default 2e-3); linear warmup then cosine decay to 10%.
-        warmup_steps: warmup steps (default 30).
-        weight_decay: AdamW weight decay (default 0.01).
+        lr: peak AdamW learning rate (default 3e-3); linear warmup, then cosine decay to 10%.
+        warmup_steps: warmup steps (default 50).
+        weight_decay: AdamW weight decay (default 0.5: makes that generalisation come about twice as early
+            as 0.01, as in "grokking"; 1.0 was worse).
         max_grad_norm: gradient clipping (default 1.0).
-        example_mix: sampling weight of each example type in a batch, ``thinker`` / ``solver_joint`` /
-            ``solver_solo`` (default 0.3 / 1 / 0.15: the Thinker's facts are learnt fast, the Solver's
-            arithmetic slowly; a few solo examples teach the solo format without making solo strong).
-        thinker_noise: share of Thinker targets with one intermediate result corrupted (default 0.0).
-            A deliberate imperfection knob: the Thinker then samples wrong thoughts at T=1 that RL can
-            remove; greedy decoding is little affected.
-        system_prompts: ``{role: system prompt}`` used in the prompts (default none, keeping prompts short).
-            The trainer must use the same ones (``PolicyConfig(system_prompts=...)``).
+        example_mix: sampling weights of the example types ``thinker`` / ``solver_joint`` / ``solver_solo``
+            (default 0.3 / 1 / 0.05: the Thinker's 64 products are learnt fast, the Solver's addition slowly;
+            a few solo examples teach the solo format, more would teach solving level 1 alone).
+        thinker_noise: share of Thinker targets with one intermediate result corrupted (default 0.4). A
+            deliberate imperfection: at T=1 the Thinker writes a wrong product ~40% of the time (greedy: ~2%),
+            which is what RL with per-thought credit should remove. 0.5 also spoils greedy thoughts.
+        system_prompts: ``{role: system prompt}`` in the prompts (default none: short prompts; the trainer's
+            CPU default uses none too). RL must use the same (``PolicyConfig.system_prompts``).
         templates: a :data:`~ccpo_env.prompts.TEMPLATE_PRESETS` name (default ``"compact"``).
         seed: model initialisation and batch order (default 0).
-        eval_problems: held-out TEST problems measured after the build for ``metrics.json`` (default 200;
-            0 skips the evaluation).
-        eval_seed: seed of the TEST stream used for that evaluation (default 1234).
+        eval_problems: held-out TEST problems evaluated into ``metrics.json`` (default 200; 0 = skip).
+        eval_seed: seed of that TEST stream (default 1234).
     """
 
     model: str = "tiny-small"
-    model_dims: dict[str, int] = field(default_factory=dict)
+    model_dims: dict[str, int] = field(default_factory=lambda: {"hidden_size": 96, "intermediate": 288})
     vocab_size: int = 512
-    levels: tuple[int, ...] = (1, 2)
+    levels: tuple[int, ...] = (1,)
     data_seed: int = 0
     num_problems: int = 4000
-    num_steps: int = 600
+    num_steps: int = 2000
     batch_size: int = 64
-    lr: float = 2e-3
-    warmup_steps: int = 30
-    weight_decay: float = 0.01
+    lr: float = 3e-3
+    warmup_steps: int = 50
+    weight_decay: float = 0.5
     max_grad_norm: float = 1.0
     example_mix: dict[str, float] = field(
-        default_factory=lambda: {"thinker": 0.3, "solver_joint": 1.0, "solver_solo": 0.15}
+        default_factory=lambda: {"thinker": 0.3, "solver_joint": 1.0, "solver_solo": 0.05}
     )
-    thinker_noise: float = 0.0
+    thinker_noise: float = 0.4
     system_prompts: dict[str, str] = field(default_factory=dict)
     templates: str = "compact"
     seed: int = 0
@@ -124,29 +122,33 @@ class WarmStartRecipe:
     def __post_init__(self) -> None:
         from ccpo_agents.models.tiny import TINY_PRESETS
 
-        self.levels = tuple(int(x) for x in self.levels)  # YAML/JSON give lists; keep the fingerprint stable
-        if self.model not in TINY_PRESETS:
-            raise ValueError(f"unknown model preset {self.model!r}; valid: {sorted(TINY_PRESETS)}")
-        if self.templates not in TEMPLATE_PRESETS:
-            raise ValueError(f"unknown templates {self.templates!r}; valid: {sorted(TEMPLATE_PRESETS)}")
-        bad = set(self.example_mix) - set(EXAMPLE_KINDS)
-        if bad or not any(w > 0 for w in self.example_mix.values()):
-            raise ValueError(
-                f"example_mix needs positive weights for some of {list(EXAMPLE_KINDS)}, got {self.example_mix}"
-            )
-        if self.num_steps < 1 or self.batch_size < 1:
-            raise ValueError("num_steps and batch_size must be >= 1")
-        if not 0.0 <= self.thinker_noise <= 1.0:
-            raise ValueError(f"thinker_noise must be in [0, 1], got {self.thinker_noise}")
+        # Normalise types so that equal recipes serialise (and fingerprint) equally: (1,) == [1], 1 == 1.0.
+        self.levels = tuple(int(x) for x in self.levels)
+        for name in ("lr", "weight_decay", "max_grad_norm", "thinker_noise"):
+            setattr(self, name, float(getattr(self, name)))
+        self.example_mix = {k: float(v) for k, v in self.example_mix.items()}
+        self.model_dims = {k: int(v) for k, v in self.model_dims.items()}
+        dims = sorted(TINY_PRESETS.get(self.model, {}))
+        checks = [
+            (self.model in TINY_PRESETS, f"unknown model {self.model!r}; valid: {sorted(TINY_PRESETS)}"),
+            (set(self.model_dims) <= set(dims), f"model_dims {sorted(self.model_dims)}: valid are {dims}"),
+            (self.templates in TEMPLATE_PRESETS,
+             f"unknown templates {self.templates!r}; valid: {sorted(TEMPLATE_PRESETS)}"),
+            (set(self.example_mix) <= set(EXAMPLE_KINDS) and any(w > 0 for w in self.example_mix.values()),
+             f"example_mix needs positive weights for some of {list(EXAMPLE_KINDS)}, got {self.example_mix}"),
+            (self.num_steps >= 1 and self.batch_size >= 1, "num_steps and batch_size must be >= 1"),
+            (0.0 <= self.thinker_noise <= 1.0, f"thinker_noise must be in [0, 1], got {self.thinker_noise}"),
+        ]  # fmt: skip
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able fields."""
-        d = dataclasses.asdict(self)
-        d["levels"] = list(self.levels)
-        return d
+        return {**dataclasses.asdict(self), "levels": list(self.levels)}
 
     def fingerprint(self) -> str:
-        """16 hex digits of a SHA-256 over the sorted fields and :data:`CODE_VERSION`: stable across processes."""
+        """16 hex digits of SHA-256 of the sorted fields and :data:`CODE_VERSION` (same in any process)."""
         blob = json.dumps({"code": CODE_VERSION, **self.to_dict()}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -156,7 +158,7 @@ class WarmStartRecipe:
 
 
 def default_recipe() -> WarmStartRecipe:
-    """The recipe behind the name ``"arith-warmstart"`` (a function so tests can monkeypatch it)."""
+    """The recipe behind the name ``"arith-warmstart"`` (a function, so tests can monkeypatch it)."""
     return WarmStartRecipe()
 
 
@@ -166,9 +168,7 @@ def default_cache_dir() -> Path:
     return (Path(root) if root else Path.home() / ".cache" / "ccpo") / "warmstart"
 
 
-# --------------------------------------------------------------------------------------------------
-# SFT examples
-# --------------------------------------------------------------------------------------------------
+# ---------------------------------------------------------------------------------------------- examples
 @dataclass
 class SFTExample:
     """One supervised example: ``prompt_ids`` (what the policy feeds the model) + ``completion_ids``."""
@@ -182,7 +182,7 @@ class SFTExample:
 
 
 def _corrupt(thought: str, rng: random.Random) -> str:
-    """Change one digit of one intermediate result (never making it equal to the original)."""
+    """Change one digit of one intermediate result (never to the same digit, never a leading zero)."""
     steps = thought.split(", ")
     k = rng.randrange(len(steps))
     lhs, value = steps[k].split("=")
@@ -195,13 +195,13 @@ def _corrupt(thought: str, rng: random.Random) -> str:
 def make_sft_examples(
     recipe: WarmStartRecipe, tokenizer: Any, num_problems: int | None = None, *, split: str = "train"
 ) -> list[SFTExample]:
-    """The example pool: every example type for each distinct ``split`` problem among the first
-    ``num_problems`` (default ``recipe.num_problems``) of the recipe's level mix.
+    """The example pool: every example type for each distinct problem among the first ``num_problems``
+    (default ``recipe.num_problems``) of ``split`` at the recipe's levels.
 
     Per problem, in order: ``thinker``, ``solver_joint``, ``solver_solo``, and with ``thinker_noise > 0`` a
     second ``thinker`` example whose target has one corrupted result (``noisy=True``). Observations come from
     a real :class:`~ccpo_env.ThinkSolveEnv`; prompts are rendered as
-    :func:`~ccpo_agents.policies.base.encode_prompt` does (tokenised in one batch).
+    :func:`~ccpo_agents.policies.base.encode_prompt` does, then tokenised in one batch.
     """
     from ccpo_agents.policies.base import render_prompt
 
@@ -212,18 +212,18 @@ def make_sft_examples(
     seen: set[str] = set()
     for i in range(n):
         problem = data[i]
-        if problem.problem in seen:  # level 1 has under a thousand distinct problems: no duplicates
+        if problem.problem in seen:
             continue
         seen.add(problem.problem)
         thought = arith_oracle_thought(problem)
-        targets = {"thinker": thought, "solver_joint": f"\\boxed{{{problem.answer}}}"}
-        targets["solver_solo"] = targets["solver_joint"]
+        answer = f"\\boxed{{{problem.answer}}}"
         for kind in EXAMPLE_KINDS:
             env.reset(seed=0, options={"problem": i, "remove": ["thinker"] if kind == "solver_solo" else []})
             if kind == "solver_joint":
                 env.step(thought)  # the Solver sees the thought through the env, as at RL time
             role = "thinker" if kind == "thinker" else "solver"
-            rows.append((kind, False, str(env.observe(role)), recipe.system_prompts.get(role) or "", targets[kind]))
+            target = thought if kind == "thinker" else answer
+            rows.append((kind, False, str(env.observe(role)), recipe.system_prompts.get(role) or "", target))
         if recipe.thinker_noise > 0 and thought:
             rng = random.Random(f"noise|{recipe.seed}|{problem.problem}")  # str seeds: no hash salt
             rows.append(("thinker", True, *rows[-3][2:4], _corrupt(thought, rng)))
@@ -232,7 +232,9 @@ def make_sft_examples(
     if len(templated) != 1:  # cannot happen for one tokenizer; guards the batched call below
         raise RuntimeError("mixed chat-templated and plain prompts")
     prompts = tokenizer([t for t, _ in texts], add_special_tokens=not templated.pop())["input_ids"]
-    completions = tokenizer([r[-1] + tokenizer.eos_token for r in rows], add_special_tokens=False)["input_ids"]
+    completions = tokenizer([r[-1] + tokenizer.eos_token for r in rows], add_special_tokens=False)[
+        "input_ids"
+    ]
     return [
         SFTExample(kind, list(p), list(c), obs, target, noisy)
         for (kind, noisy, obs, _, target), p, c in zip(rows, prompts, completions)
@@ -240,8 +242,8 @@ def make_sft_examples(
 
 
 def sample_batches(recipe: WarmStartRecipe, pool: Sequence[SFTExample]) -> list[list[SFTExample]]:
-    """``num_steps`` batches drawn from ``pool``: the type by ``example_mix``, then a uniform example of it
-    (a noisy Thinker example with probability ``thinker_noise``). Seeded by ``recipe.seed``."""
+    """``num_steps`` batches from ``pool``: each example's type drawn by ``example_mix``, then an example of
+    that type (a noisy Thinker one with probability ``thinker_noise``). Seeded by ``recipe.seed``."""
     rng = random.Random(f"batches|{recipe.seed}")
     by_kind: dict[tuple[str, bool], list[SFTExample]] = {}
     for e in pool:
@@ -259,7 +261,7 @@ def sample_batches(recipe: WarmStartRecipe, pool: Sequence[SFTExample]) -> list[
 
 
 def _collate(batch: Sequence[SFTExample], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded ``input_ids``/``attention_mask`` and ``labels`` that are -100 outside the completion."""
+    """Right-padded ``input_ids``/``attention_mask``, and ``labels`` that are -100 outside the completion."""
     width = max(len(e.prompt_ids) + len(e.completion_ids) for e in batch)
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     labels = torch.full((len(batch), width), -100, dtype=torch.long)
@@ -272,9 +274,7 @@ def _collate(batch: Sequence[SFTExample], pad_id: int) -> dict[str, torch.Tensor
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-# --------------------------------------------------------------------------------------------------
-# Training
-# --------------------------------------------------------------------------------------------------
+# ---------------------------------------------------------------------------------------------- training
 def _build_model(recipe: WarmStartRecipe) -> tuple[Any, Any]:
     from ccpo_agents.models.tiny import TINY_PRESETS, build_tiny_model, train_tokenizer
 
@@ -287,25 +287,19 @@ def _lr_factor(step: int, recipe: WarmStartRecipe) -> float:
     """Linear warmup, then cosine decay to 10% of the peak."""
     if step < recipe.warmup_steps:
         return (step + 1) / recipe.warmup_steps
-    t = (step - recipe.warmup_steps) / max(1, recipe.num_steps - recipe.warmup_steps)
-    return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+    t = min(1.0, (step - recipe.warmup_steps) / max(1, recipe.num_steps - recipe.warmup_steps))
+    return 0.1 + 0.45 * (1.0 + math.cos(math.pi * t))
 
 
 def train_sft(
-    model: Any,
-    tokenizer: Any,
-    recipe: WarmStartRecipe,
-    *,
-    progress: bool = True,
-    log_every: int = 10,
+    model: Any, tokenizer: Any, recipe: WarmStartRecipe, *, progress: bool = True, log_every: int = 10,
     callback: Callable[[int, Any], None] | None = None,
-) -> list[dict[str, float]]:
-    """Run the recipe's SFT phase on ``model`` in place; returns the loss curve (mean loss per ``log_every``).
+) -> list[dict[str, float]]:  # fmt: skip
+    """Run the recipe's SFT on ``model`` in place; return the loss curve (mean per ``log_every`` steps).
 
-    ``callback(step, model)`` runs after every ``log_every`` steps (e.g. to evaluate along the way).
+    ``callback(step, model)`` runs every ``log_every`` steps (e.g. to evaluate along the way).
     """
     batches = sample_batches(recipe, make_sft_examples(recipe, tokenizer))
-    pad_id = tokenizer.pad_token_id
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, recipe))
     curve: list[dict[str, float]] = []
@@ -313,8 +307,7 @@ def train_sft(
     model.train()
     bar = tqdm(range(recipe.num_steps), desc="warm-start SFT", disable=not progress, leave=False)
     for step in bar:
-        batch = _collate(batches[step], pad_id)
-        loss = model(**batch).loss  # transformers shifts labels and averages over completion tokens
+        loss = model(**_collate(batches[step], tokenizer.pad_token_id)).loss  # mean over completion tokens
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
@@ -322,7 +315,7 @@ def train_sft(
         scheduler.step()
         window.append(loss.item())
         if len(window) == log_every or step == recipe.num_steps - 1:
-            curve.append({"step": step + 1, "loss": sum(window) / len(window)})
+            curve.append({"step": step + 1, "loss": round(sum(window) / len(window), 5)})
             bar.set_postfix(loss=f"{curve[-1]['loss']:.3f}")
             window = []
             if callback is not None:
@@ -332,30 +325,16 @@ def train_sft(
     return curve
 
 
-# --------------------------------------------------------------------------------------------------
-# Evaluation
-# --------------------------------------------------------------------------------------------------
-def _thinker_correct(thought: str, steps: Sequence[str]) -> bool:
-    """The thought equals the oracle one or contains every intermediate ``x*y=v`` (spaces ignored)."""
-    flat = thought.replace(" ", "")
-    return all(s.replace(" ", "") in flat for s in steps)
-
-
+# ---------------------------------------------------------------------------------------------- evaluation
 def evaluate_warmstart(
-    model: Any,
-    tokenizer: Any,
-    recipe: WarmStartRecipe,
-    *,
-    num_problems: int | None = None,
-    temperatures: Sequence[float | None] = (1.0, None),
-    max_new_tokens: int = 32,
-    seed: int = 0,
-) -> dict[str, dict[str, Any]]:
-    """Accuracies on held-out arith TEST problems of the recipe's level mix, through HFPolicy + rollout.
+    model: Any, tokenizer: Any, recipe: WarmStartRecipe, *, num_problems: int | None = None,
+    temperatures: Sequence[float | None] = (1.0, None), max_new_tokens: int = 32, seed: int = 0,
+) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Accuracies on held-out arith TEST problems at the recipe's levels, through HFPolicy + rollout.
 
     Per temperature (``None`` = greedy; keys ``"T=1.0"``, ``"greedy"``): ``joint`` (own Thinker -> own
     Solver), ``oracle`` (Solver given the oracle thought), ``solo`` (Thinker removed), ``thinker`` (share of
-    thoughts holding every correct intermediate result), and the same per level under ``by_level``.
+    thoughts holding every correct intermediate ``x*y=v``), and the same per level under ``by_level``.
     """
     from ccpo_agents.policies.base import GenerationConfig
     from ccpo_agents.policies.hf import HFPolicy
@@ -368,91 +347,93 @@ def evaluate_warmstart(
     for i in range(n):
         env.reset(seed=0, options={"problem": i})
         oracle[str(env.observe("thinker"))] = arith_oracle_thought(data[i])
-
-    def oracle_thinker(observations: list[str]) -> list[str]:
-        return [oracle[o] for o in observations]
-
+    oracle_thinker = lambda obs: [oracle[o] for o in obs]  # noqa: E731
     results: dict[str, dict[str, Any]] = {}
     for temp in temperatures:
-        gen = GenerationConfig(
-            max_new_tokens=max_new_tokens, temperature=temp or 1.0, do_sample=temp is not None
-        )
+        sample = temp is not None
+        gen = GenerationConfig(max_new_tokens=max_new_tokens, temperature=temp or 1.0, do_sample=sample)
         policies = {
-            role: HFPolicy(model, tokenizer, role=role, system_prompt=recipe.system_prompts.get(role) or None,
-                           generation=gen)
+            role: HFPolicy(model, tokenizer, role=role, generation=gen,
+                           system_prompt=recipe.system_prompts.get(role) or None)
             for role in ("thinker", "solver")
         }  # fmt: skip
         team = rollout(env, policies, list(range(n)), counterfactuals=[["thinker"]], seed=seed)
         with_oracle = rollout(env, {**policies, "thinker": oracle_thinker}, list(range(n)), seed=seed)
-        rows: dict[str, list[tuple[int, bool]]] = {"joint": [], "solo": [], "thinker": [], "oracle": []}
+        rows: dict[str, list[tuple[int, bool]]] = {"joint": [], "oracle": [], "solo": [], "thinker": []}
         for ep in team:
-            level = data[ep.problem_index].extras["level"]
-            if ep.removed:
-                rows["solo"].append((level, ep.correct))
-            else:
-                rows["joint"].append((level, ep.correct))
-                steps = data[ep.problem_index].extras["steps"]
-                rows["thinker"].append((level, _thinker_correct(ep.turns[0].action, steps)))
+            problem = data[ep.problem_index]
+            level = problem.extras["level"]
+            rows["solo" if ep.removed else "joint"].append((level, ep.correct))
+            if not ep.removed:
+                rows["thinker"].append((level, _has_steps(ep.turns[0].action, problem.extras["steps"])))
         rows["oracle"] = [(data[ep.problem_index].extras["level"], ep.correct) for ep in with_oracle]
         key = "greedy" if temp is None else f"T={temp}"
         results[key] = {k: _mean(v) for k, v in rows.items()}
         results[key]["by_level"] = {
             lv: {k: _mean([r for r in v if r[0] == lv]) for k, v in rows.items()}
             for lv in sorted(set(recipe.levels))
-        }
+        }  # fmt: skip
     return results
+
+
+def _has_steps(thought: str, steps: Sequence[str]) -> bool:
+    """Whether ``thought`` holds every ``x*y=v`` of ``steps`` (spaces ignored; ``7*8=560`` is wrong)."""
+    flat = thought.replace(" ", "")
+    return all(re.search(rf"(?<![\d*+-]){re.escape(s)}(?!\d)", flat) for s in steps)
 
 
 def _mean(rows: list[tuple[int, bool]]) -> float:
     return round(sum(c for _, c in rows) / len(rows), 4) if rows else float("nan")
 
 
-def format_table(metrics: dict[str, dict[str, Any]]) -> str:
-    """The accuracy table (a-d) as plain text, one column per temperature."""
-    cols = list(metrics)
-    names = [("joint", "(a) joint"), ("oracle", "(b) Solver + oracle thought"), ("solo", "(c) Solver alone"),
-             ("thinker", "(d) Thinker correct")]  # fmt: skip
-    lines = [f"{'':30}" + "".join(f"{c:>10}" for c in cols)]
-    lines += [f"{label:30}" + "".join(f"{metrics[c][k]:>10.1%}" for c in cols) for k, label in names]
+def format_table(accuracy: dict[str, dict[str, Any]]) -> str:
+    """The accuracy table (a)-(d) as text, one column per temperature."""
+    names = {"joint": "(a) joint", "oracle": "(b) Solver + oracle thought", "solo": "(c) Solver alone",
+             "thinker": "(d) Thinker correct"}  # fmt: skip
+    lines = [" " * 30 + "".join(f"{c:>10}" for c in accuracy)]
+    lines += [
+        f"{label:30}" + "".join(f"{accuracy[c][k]:>10.1%}" for c in accuracy) for k, label in names.items()
+    ]
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------------------------------
-# Build and cache
-# --------------------------------------------------------------------------------------------------
+# ---------------------------------------------------------------------------------------------- build, cache
 def build_warmstart(
-    recipe: WarmStartRecipe | None = None,
-    *,
-    cache_dir: str | Path | None = None,
-    force: bool = False,
+    recipe: WarmStartRecipe | None = None, *, cache_dir: str | Path | None = None, force: bool = False,
     progress: bool = True,
-) -> Path:
+) -> Path:  # fmt: skip
     """Build (or find in the cache) the warm-started model and return its folder.
 
-    The folder is ``<cache_dir>/<recipe.fingerprint()>`` with ``cache_dir`` defaulting to
-    :func:`default_cache_dir`. It holds the model and tokenizer (``save_pretrained``: load with
-    ``Auto*.from_pretrained``), ``recipe.json`` and ``metrics.json`` (SFT loss curve, build time, held-out
-    accuracies). It is written to a temporary folder first and moved into place with ``os.replace``, so a
-    folder that exists is complete; a second call returns it at once unless ``force``.
+    The folder, ``<cache_dir>/<recipe.fingerprint()>`` (``cache_dir`` defaults to :func:`default_cache_dir`),
+    holds the model and tokenizer (``save_pretrained``: load with ``Auto*.from_pretrained``), ``recipe.json``
+    and ``metrics.json`` (SFT loss curve, timings, held-out accuracies). It is written to a temporary folder
+    and moved into place with ``os.replace``, so a folder that exists is complete; a second call returns it
+    at once unless ``force``. Concurrent builders (e.g. DDP ranks) each build; the first to finish wins.
     """
+    import transformers
+
     recipe = recipe if recipe is not None else default_recipe()
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = root / recipe.fingerprint()
     if (target / "metrics.json").is_file() and not force:
         return target
     root.mkdir(parents=True, exist_ok=True)
+    if progress:  # the first `ccpo train` waits here for minutes: say why
+        print(f"building the warm-start model {target} (about 3 minutes on 2 CPU cores)", file=sys.stderr)
     t0 = time.perf_counter()
     with torch.random.fork_rng(devices=[]):  # leave the caller's RNG stream alone
         torch.manual_seed(recipe.seed)
         model, tokenizer = _build_model(recipe)
         curve = train_sft(model, tokenizer, recipe, progress=progress)
-        train_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
         accuracy = evaluate_warmstart(model, tokenizer, recipe) if recipe.eval_problems > 0 else {}
     metrics = {
         "fingerprint": recipe.fingerprint(), "code_version": CODE_VERSION,
         "num_parameters": sum(p.numel() for p in model.parameters()),
-        "train_seconds": round(train_s, 2), "build_seconds": round(time.perf_counter() - t0, 2),
-        "torch_threads": torch.get_num_threads(), "loss_curve": curve, "accuracy": accuracy,
+        "train_seconds": round(t1 - t0, 2), "eval_seconds": round(time.perf_counter() - t1, 2),
+        "build_seconds": round(time.perf_counter() - t0, 2), "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__, "transformers": transformers.__version__,
+        "loss_curve": curve, "accuracy": accuracy,
     }  # fmt: skip
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=root))
     try:
@@ -460,12 +441,12 @@ def build_warmstart(
         tokenizer.save_pretrained(tmp)
         (tmp / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2, sort_keys=True))
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        if target.exists():  # force=True, or a half-written folder from an older layout: replace it
+        if force and target.exists():
             shutil.rmtree(target, ignore_errors=True)
         try:
             os.replace(tmp, target)
         except OSError:
-            if not (target / "metrics.json").is_file():  # not a concurrent builder winning the race
+            if not (target / "metrics.json").is_file():  # not just a concurrent builder that finished first
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -473,38 +454,33 @@ def build_warmstart(
 
 
 def resolve_warmstart(name: str, *, progress: bool = True) -> Path:
-    """The folder for a warm-start model name (see :data:`WARMSTART_NAMES`), built on first use."""
+    """The folder for a warm-start model name (:data:`WARMSTART_NAMES`), built on first use."""
     if name not in WARMSTART_NAMES:
         raise ValueError(f"unknown warm-start model {name!r}; valid names: {list(WARMSTART_NAMES)}")
     return build_warmstart(default_recipe(), progress=progress)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI: build (or reuse) the default warm start; print the build time and the accuracy table."""
+    """Build (or reuse) the default warm start; print the build time and the accuracy table."""
     parser = argparse.ArgumentParser(prog="python -m ccpo_agents.models.warmstart", description=main.__doc__)
-    parser.add_argument("--force", action="store_true", help="rebuild even if the cache has this recipe")
-    parser.add_argument(
-        "--eval", action="store_true", help="evaluate the saved model again (else: metrics.json)"
-    )
-    parser.add_argument("--cache-dir", default=None, help="cache folder (default $CCPO_CACHE_DIR/warmstart)")
+    parser.add_argument("--force", action="store_true", help="rebuild even if the cache holds this recipe")
+    parser.add_argument("--eval", action="store_true", help="evaluate the saved model again")
     parser.add_argument("--eval-problems", type=int, default=None, help="TEST problems for --eval")
+    parser.add_argument("--cache-dir", default=None, help="default: $CCPO_CACHE_DIR/warmstart")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     recipe = default_recipe()
     t0 = time.perf_counter()
     path = build_warmstart(recipe, cache_dir=args.cache_dir, force=args.force)
-    elapsed = time.perf_counter() - t0
     metrics = json.loads((path / "metrics.json").read_text())
-    print(f"warm start: {path}")
-    print(f"this call: {elapsed:.1f}s; build (when made): {metrics['build_seconds']}s "
-          f"(SFT {metrics['train_seconds']}s), {metrics['num_parameters']:,} parameters")  # fmt: skip
+    print(f"warm start: {path}\nthis call: {time.perf_counter() - t0:.1f}s; build (when made): "
+          f"{metrics['build_seconds']}s, {metrics['num_parameters']:,} parameters")  # fmt: skip
     accuracy = metrics["accuracy"]
     if args.eval:
         from ccpo_agents.models.tiny import load_tiny
 
-        model, tokenizer = load_tiny(path)
-        accuracy = evaluate_warmstart(model, tokenizer, recipe, num_problems=args.eval_problems)
+        accuracy = evaluate_warmstart(*load_tiny(path), recipe, num_problems=args.eval_problems)
     if accuracy:
         print(format_table(accuracy))
     return 0
