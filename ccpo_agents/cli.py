@@ -158,7 +158,8 @@ def _train(args: argparse.Namespace) -> int:
         if history:
             from ccpo_agents.trainer import plot_curves
 
-            png = plot_curves(history, trainer.output_dir / "curves.png")
+            points = ([{"step": 0, **_flat(before)}] if before is not None else []) + history
+            png = plot_curves(points, trainer.output_dir / "curves.png")
             summary["plot"] = str(png) if png else None
             print(f"\nmetrics: {trainer.output_dir / 'metrics.jsonl'}   plot: {summary['plot']}")
         (trainer.output_dir / "summary.json").write_text(json.dumps(summary, indent=1))
