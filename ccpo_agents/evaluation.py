@@ -14,26 +14,17 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ccpo_env import rollout
-from ccpo_env.verify import equivalent
+from ccpo_env.verify import answer_classes
 
 __all__ = ["evaluate", "format_table", "majority_correct"]
 
 
 def majority_correct(preds: Sequence[str | None], correct: Sequence[bool], answer_type: str = "math") -> bool:
     """Whether the plurality answer among ``preds`` is right (abstentions ignored; ties: first class)."""
-    classes: list[list[Any]] = []  # [pred, count, correct]
-    for p, c in zip(preds, correct):
-        if p is None:
-            continue
-        for cls in classes:
-            if equivalent(cls[0], p, answer_type=answer_type):
-                cls[1] += 1
-                break
-        else:
-            classes.append([p, 1, bool(c)])
+    classes = answer_classes(preds, answer_type=answer_type)
     if not classes:
         return False
-    return max(classes, key=lambda c: c[1])[2]
+    return bool(correct[max(classes, key=len)[0]])
 
 
 def _team_answer(ep: Any) -> str | None:

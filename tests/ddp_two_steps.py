@@ -7,15 +7,11 @@ import json
 import sys
 
 import torch
+from helpers import coin_verifier
 
 from ccpo_agents.config import load_config
 from ccpo_agents.trainer import Trainer
-from ccpo_env import COMPACT_TEMPLATES, ThinkSolveEnv, Verdict
-
-
-def coin_verifier(response: str, gold: str, *, answer_type: str = "math") -> Verdict:
-    h = hashlib.blake2b(response.encode(), digest_size=2).digest()[0]
-    return Verdict(h % 2 == 0, response[-3:], "coin")
+from ccpo_env import COMPACT_TEMPLATES, ThinkSolveEnv
 
 
 def weights_digest(trainer: Trainer) -> str:

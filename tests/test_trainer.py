@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import pytest
 import torch
+from helpers import coin_verifier
 
 from ccpo_agents.config import ConfigError, load_config
 from ccpo_agents.trainer import Trainer
-from ccpo_env import COMPACT_TEMPLATES, ThinkSolveEnv, Verdict, VotingEnv
+from ccpo_env import COMPACT_TEMPLATES, ThinkSolveEnv, VotingEnv
 
 SMALL = [
     "policy.model=tiny",
@@ -19,11 +19,6 @@ SMALL = [
     "optim.lr=1e-3", "eval.limit=0",
 ]
 
-
-def coin_verifier(response: str, gold: str, *, answer_type: str = "math") -> Verdict:
-    """Deterministic pseudo-random verdicts, so a random tiny model gets non-zero advantages."""
-    h = hashlib.blake2b(response.encode(), digest_size=2).digest()[0]
-    return Verdict(h % 2 == 0, response[-3:], "coin")
 
 
 def make_trainer(tmp_path, *overrides, topology="think_solve", **kw):

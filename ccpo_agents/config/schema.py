@@ -15,7 +15,7 @@ from typing import Any
 
 from ccpo_agents.algos import EstimatorConfig, LossConfig
 from ccpo_agents.config.loader import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
-from ccpo_agents.policies import GenerationConfig, PolicyConfig
+from ccpo_agents.policies import PolicyConfig
 
 __all__ = [
     "AlgoConfig",
@@ -316,8 +316,3 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 # Dict-valued *settings* (not sections) that a user's file should replace rather than merge into.
 _REPLACE_WHOLE = frozenset({"system_prompts", "dataset_options", "options"})
-
-
-def generation_with(config: GenerationConfig, **changes: Any) -> GenerationConfig:
-    """A copy of a generation config with ``changes`` (validated)."""
-    return config.replace(**changes)

@@ -5,7 +5,7 @@ Voters ``voter_0 .. voter_{N-1}`` act in order. By default a voter does not see 
 extracted from earlier votes, which makes a deliberation chain.
 
 Counting: each vote's final answer is extracted with the verifier; votes with no answer abstain.
-Answers are grouped into equivalence classes with :func:`ccpo_env.verify.equivalent` (``1/2`` and
+Answers are grouped into equivalence classes with :func:`ccpo_env.verify.answer_classes` (``1/2`` and
 ``0.5`` are one class), and the class with the most votes wins. Ties (``tie_break``):
 
 - ``"expected"`` (default): the joint reward is the *expected* reward of a uniform random choice
@@ -29,7 +29,7 @@ import numpy as np
 
 from ccpo_env.envs.base import TeamEnv, _stable_seed
 from ccpo_env.spaces import TextObservation
-from ccpo_env.verify import Verdict, equivalent
+from ccpo_env.verify import Verdict, answer_classes
 
 __all__ = ["VotingEnv", "VoteTally", "env"]
 
@@ -159,16 +159,10 @@ class VotingEnv(TeamEnv):
     def _count(self, votes: dict[str, Verdict], *, rng_seed: Any) -> VoteTally:
         assert self.problem is not None
         answer_type = self.problem.answer_type
-        classes: list[list[Any]] = []  # [representative pred, count, correct]
-        for verdict in votes.values():
-            if verdict.pred is None:
-                continue  # abstain
-            for cls in classes:
-                if equivalent(cls[0], verdict.pred, answer_type=answer_type):
-                    cls[1] += 1
-                    break
-            else:
-                classes.append([verdict.pred, 1, verdict.correct])
+        verdicts = list(votes.values())
+        groups = answer_classes([v.pred for v in verdicts], answer_type=answer_type)
+        # (representative pred, votes, correct): a class is as right as its first member.
+        classes = [(verdicts[g[0]].pred, len(g), verdicts[g[0]].correct) for g in groups]
         frozen = tuple((c[0], c[1], bool(c[2])) for c in classes)
         if not classes:
             return VoteTally(self.reward_incorrect, None, frozen, ())

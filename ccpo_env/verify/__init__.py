@@ -14,6 +14,7 @@ See :mod:`ccpo_env.verify.api` for the pipeline, :mod:`~ccpo_env.verify.extract`
 from .api import (
     ANSWER_TYPES,
     DEFAULT_TIMEOUT,
+    answer_classes,
     cache_info,
     clear_cache,
     equivalent,
@@ -29,6 +30,7 @@ __all__ = [
     "ANSWER_TYPES",
     "DEFAULT_TIMEOUT",
     "Verdict",
+    "answer_classes",
     "cache_info",
     "clear_cache",
     "completion_text",

@@ -233,6 +233,25 @@ def verify_batch(
     return [job.verdict for job in jobs]  # type: ignore[misc]
 
 
+def answer_classes(preds: Sequence[str | None], *, answer_type: str = "math") -> list[list[int]]:
+    """Group extracted answers into equivalence classes: lists of positions in ``preds``.
+
+    Classes are in order of first appearance; each answer joins the first class whose representative
+    (its first member) is :func:`equivalent` to it. ``None`` answers (abstentions) join no class.
+    """
+    classes: list[list[int]] = []
+    for i, p in enumerate(preds):
+        if p is None:
+            continue
+        for cls in classes:
+            if equivalent(preds[cls[0]], p, answer_type=answer_type):  # type: ignore[arg-type]
+                cls.append(i)
+                break
+        else:
+            classes.append([i])
+    return classes
+
+
 def equivalent(a: str, b: str, *, answer_type: str = "math", timeout: float = DEFAULT_TIMEOUT) -> bool:
     """Whether two *extracted answers* denote the same value (symmetric: ``equivalent(a, b) == equivalent(b, a)``).
 
