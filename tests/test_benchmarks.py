@@ -90,3 +90,38 @@ def test_bench_step_quick(load_bench, tmp_path):
     assert rows["shared"]["extra_generations"] == {"solo": 0, "ratings": 0}
     assert rows["sepo"]["extra_generations"]["ratings"] > 0 and rows["ccpo_paired"]["extra_generations"]["solo"] > 0
     assert rows["ccpo_tree"]["generations"] == rows["ccpo_tree (dedup off)"]["generations"]
+
+
+def test_credit_assignment_summary_is_mean_and_std_over_seeds(load_bench) -> None:
+    ca = load_bench("credit_assignment")
+
+    def run(seed: int, final: float, reached: dict | None) -> dict:
+        point = {"step": 10, "tokens": 100.0, "wall": 1.0, "joint_acc": final, "solo_acc": 0.1,
+                 "contribution": final - 0.1, "thought_beats_solo": 0.5}
+        start = {**point, "step": 0, "joint_acc": 0.5}
+        mid = {**point, "step": 5, "joint_acc": 0.55 + 0.1 * seed}
+        return {"study": "main", "method": "m", "seed": seed, "final": point, "steps": 10, "start": start,
+                "curve": [start, mid, point], "adv_var": {"thinker": 0.25 * (seed + 1)}, "to_target": reached,
+                "credit_metrics": {"credit/delta_pos_frac": 0.5 + 0.25 * seed}}
+
+    summary = ca.summarise([run(0, 0.6, {"step": 4, "tokens": 40.0, "wall": 2.0}), run(1, 0.8, None)], 7)
+    row = summary["main"]["m"]
+    assert row["compare_step"] == 5 and row["joint_acc_at_step"] == pytest.approx(0.6)
+    assert row["credit/delta_pos_frac"] == pytest.approx(0.625)
+    assert row["joint_acc"] == pytest.approx(0.7) and row["joint_acc_std"] == pytest.approx(0.1)
+    assert row["contribution"] == pytest.approx(0.6) and row["thinker_adv_var"] == pytest.approx(0.375)
+    assert row["reached_target"] == 1 and row["steps_to_target"] == 4 and row["wall_to_target"] == 2.0
+
+
+@pytest.mark.slow
+def test_credit_assignment_quick_runs_every_study(load_bench, tmp_path: Path) -> None:
+    ca = load_bench("credit_assignment")
+    out = tmp_path / "ca.json"
+    result = ca.main(["--quick", "--model", "tiny", "--freeride-model", "tiny", *ONE_THREAD, "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert set(saved["summary"]) == {"main", "freeride", "voting"}
+    assert set(saved["summary"]["main"]) == {"shared", "ccpo_tree"}
+    assert set(saved["summary"]["voting"]) == {"shared", "voting"}
+    assert "joint/contribution" in saved["summary"]["freeride"]["shared"]  # the probe's items needing a thought
+    assert all(r["curve"][-1]["tokens"] >= saved["args"]["budget"] for r in result["runs"])
+    assert out.with_suffix(".png").stat().st_size > 0

@@ -46,3 +46,30 @@ def test_bench_lists_and_runs(capsys):
 def test_console_script_entry_point():
     proc = subprocess.run([sys.executable, "-m", "ccpo_agents.cli", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "train" in proc.stdout and "eval" in proc.stdout
+
+
+def test_default_run_from_the_warm_start_in_seconds(tmp_path, monkeypatch, capsys):
+    """``ccpo train`` with the embedded default (arith-warmstart, ccpo_tree, level-1 arith) end to end, with
+    a seconds-long warm-start recipe in a private cache and two steps instead of 300."""
+    import torch
+
+    from ccpo_agents.models import warmstart as ws
+
+    quick = ws.WarmStartRecipe(model="tiny", num_steps=20, batch_size=16, warmup_steps=5, eval_problems=0)
+    monkeypatch.setattr(ws, "default_recipe", lambda name="arith-warmstart": quick)
+    monkeypatch.setenv("CCPO_CACHE_DIR", str(tmp_path / "cache"))
+    threads = torch.get_num_threads()
+    out = tmp_path / "run"
+    try:
+        assert main(["train", "train.steps=2", "rollout.prompts_per_step=2", "eval.limit=4", "train.progress=false",
+                     f"train.output_dir={out}"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    text = capsys.readouterr().out
+    assert "before" in text and "after" in text and "Thinker removed" in text
+    summary = json.loads((out / "summary.json").read_text())
+    config = json.loads(next(out.rglob("state.json")).read_text())["config"]
+    assert summary["steps"] == 2 and config["policy"]["model"] == "arith-warmstart"
+    assert config["credit"]["method"] == "ccpo_tree" and config["env"]["dataset_options"] == {"level": [1]}
+    assert (tmp_path / "cache" / "warmstart" / quick.fingerprint() / "metrics.json").is_file()
+    assert (out / "curves.png").stat().st_size > 1000

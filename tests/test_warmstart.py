@@ -105,13 +105,16 @@ def test_fingerprint_is_stable_across_processes() -> None:
 def test_sft_examples_are_exactly_what_the_policy_sees(
     system_prompts: dict[str, str], tiny_model: Any, tiny_tokenizer: Any
 ) -> None:
-    recipe = QUICK.replace(system_prompts=dict(system_prompts), levels=[1, 2], thinker_noise=0.0)
+    mix = {**QUICK.example_mix, "solver_easy": 0.1}
+    recipe = QUICK.replace(system_prompts=dict(system_prompts), levels=[1, 2], thinker_noise=0.0, example_mix=mix)
     examples = make_sft_examples(recipe, tiny_tokenizer, 4)
-    assert [e.kind for e in examples] == list(ws.EXAMPLE_KINDS) * 4
+    main_kinds = ["thinker", "solver_joint", "solver_solo"]
+    assert [e.kind for e in examples[:12]] == main_kinds * 4
+    assert [e.kind for e in examples[12:]] == ["solver_easy"] * 8  # 4 one-op items, solo + distractor
     data = ArithDataset("train", [1, 2], seed=recipe.data_seed)
     env = ThinkSolveEnv(dataset=data, templates=COMPACT_TEMPLATES)
     eos = tiny_tokenizer.eos_token_id
-    for n, ex in enumerate(examples):
+    for n, ex in enumerate(examples[:12]):
         problem = data[n // 3]
         role = "thinker" if ex.kind == "thinker" else "solver"
         policy = HFPolicy(tiny_model, tiny_tokenizer, role=role, system_prompt=system_prompts.get(role))
@@ -128,6 +131,17 @@ def test_sft_examples_are_exactly_what_the_policy_sees(
         assert ex.target == want and not ex.noisy
     assert examples[0].observation == f"Plan: {data[0].problem}"
     assert examples[2].observation == f"Solve: {data[0].problem}"
+    # The free-riding probe's one-op items: the Solver alone, then after a thought it must ignore.
+    easy = ArithDataset("train", [1, 2], seed=recipe.data_seed, variant="freeride", easy_fraction=1.0)
+    solver = HFPolicy(tiny_model, tiny_tokenizer, role="solver", system_prompt=system_prompts.get("solver"))
+    for k, (alone, distracted) in enumerate(zip(examples[12::2], examples[13::2])):
+        problem = easy[k]
+        assert problem.extras["kind"] == "solo"
+        assert alone.observation == f"Solve: {problem.problem}"
+        assert distracted.observation.startswith(f"Solve: {problem.problem}") and "*" in distracted.observation
+        for ex in (alone, distracted):
+            assert ex.target == f"\\boxed{{{problem.answer}}}" and ex.prompt_ids == solver.encode(ex.observation)
+    assert {e.kind for e in make_sft_examples(QUICK, tiny_tokenizer, 4)} == set(main_kinds)  # default: no easy
 
 
 def test_batches_follow_the_mix_and_are_seeded(tiny_tokenizer: Any) -> None:
@@ -177,7 +191,7 @@ def test_arith_warmstart_name_resolves(
     from ccpo_agents.policies.loading import load_model_and_tokenizer
 
     root, path = built
-    monkeypatch.setattr(ws, "default_recipe", lambda: QUICK)
+    monkeypatch.setattr(ws, "default_recipe", lambda *name: QUICK)
     monkeypatch.setenv("CCPO_CACHE_DIR", str(root))
     model, tok = load_model_and_tokenizer("arith-warmstart", device="cpu")
     saved = AutoModelForCausalLM.from_pretrained(path)
@@ -189,7 +203,7 @@ def test_arith_warmstart_name_resolves(
 
 
 def test_cli_prints_the_table(built: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
-    monkeypatch.setattr(ws, "default_recipe", lambda: QUICK)
+    monkeypatch.setattr(ws, "default_recipe", lambda *name: QUICK)
     threads = torch.get_num_threads()
     try:
         assert ws.main(["--cache-dir", str(built[1].parent), "--threads", str(threads)]) == 0
@@ -207,3 +221,34 @@ def test_cli_prints_the_table(built: tuple[Path, Path], monkeypatch: pytest.Monk
 def test_bad_recipes_are_rejected(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         WarmStartRecipe(**bad)
+
+
+def test_named_recipes() -> None:
+    assert ws.default_recipe() == WarmStartRecipe()
+    probe = ws.default_recipe("arith-warmstart-freeride")
+    assert probe.example_mix["solver_easy"] > 0 and "solver_easy" not in WarmStartRecipe().example_mix
+    assert probe.fingerprint() != WarmStartRecipe().fingerprint()
+    with pytest.raises(ValueError, match="valid names"):
+        ws.default_recipe("arith-warmstart-nope")
+
+
+def test_init_from_goes_on_training_the_built_parent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ccpo_agents.models.tiny import load_tiny
+
+    parent = QUICK.replace(num_steps=10, eval_problems=0)
+    mix = {"solver_joint": 1.0, "solver_easy": 1.0}
+    child = parent.replace(init_from="arith-warmstart", num_steps=5, lr=1e-3, example_mix=mix)
+    monkeypatch.setattr(ws, "default_recipe", lambda name="arith-warmstart": parent)
+    path = build_warmstart(child, cache_dir=tmp_path, progress=False)
+    parent_path = tmp_path / parent.fingerprint()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, parent_path.name])
+    (pm, _), (cm, _) = load_tiny(parent_path), load_tiny(path)
+    pairs = list(zip(pm.state_dict().values(), cm.state_dict().values()))
+    assert all(a.shape == b.shape for a, b in pairs) and not all(torch.equal(a, b) for a, b in pairs)
+    assert json.loads((path / "recipe.json").read_text())["init_from"] == "arith-warmstart"
+    # A changed parent is a different child.
+    before = child.fingerprint()
+    monkeypatch.setattr(ws, "default_recipe", lambda name="arith-warmstart": parent.replace(seed=1))
+    assert child.fingerprint() != before
+    with pytest.raises(ValueError, match="init_from"):
+        WarmStartRecipe(init_from="gpt-2")

@@ -53,8 +53,8 @@ __all__ = [
 #: Bumped whenever the build code changes what a recipe produces (part of every fingerprint).
 CODE_VERSION = "warmstart-v1"
 #: Model names the loader resolves through this module.
-WARMSTART_NAMES = ("arith-warmstart",)
-EXAMPLE_KINDS = ("thinker", "solver_joint", "solver_solo")
+WARMSTART_NAMES = ("arith-warmstart", "arith-warmstart-freeride")
+EXAMPLE_KINDS = ("thinker", "solver_joint", "solver_solo", "solver_easy")
 
 
 @dataclass
@@ -83,9 +83,13 @@ class WarmStartRecipe:
         weight_decay: AdamW weight decay (default 0.5: makes that generalisation come about twice as early
             as 0.01, as in "grokking"; 1.0 was worse).
         max_grad_norm: gradient clipping (default 1.0).
-        example_mix: sampling weights of the example types ``thinker`` / ``solver_joint`` / ``solver_solo``
-            (default 0.3 / 1 / 0.05: the Thinker's 64 products are learnt fast, the Solver's addition slowly;
-            a few solo examples teach the solo format, more would teach solving level 1 alone).
+        example_mix: sampling weights of the example types ``thinker`` / ``solver_joint`` / ``solver_solo`` /
+            ``solver_easy`` (default 0.3 / 1 / 0.05 / 0: the Thinker's 64 products are learnt fast, the
+            Solver's addition slowly; a few solo examples teach the solo format, more would teach solving level
+            1 alone). ``solver_easy`` items are the free-riding probe's one-operation items (``Compute 40+1.``,
+            ``arith`` variant ``"freeride"``), half with the Thinker removed and half after a distractor
+            thought: the Solver learns to do them alone, whatever the Thinker says, as the probe assumes
+            (``"arith-warmstart-freeride"``).
         thinker_noise: share of Thinker targets with one intermediate result corrupted (default 0.4). A
             deliberate imperfection: at T=1 the Thinker writes a wrong product ~40% of the time (greedy: ~2%),
             which is what RL with per-thought credit should remove. 0.5 also spoils greedy thoughts.
@@ -95,6 +99,9 @@ class WarmStartRecipe:
         seed: model initialisation and batch order (default 0).
         eval_problems: held-out TEST problems evaluated into ``metrics.json`` (default 200; 0 = skip).
         eval_seed: seed of that TEST stream (default 1234).
+        init_from: a :data:`WARMSTART_NAMES` name whose built model this recipe goes on training (default
+            None: a fresh model from ``model``/``model_dims``/``vocab_size``, which are then ignored). The
+            parent's fingerprint is part of this recipe's, so a changed parent rebuilds the child.
     """
 
     model: str = "tiny-small"
@@ -118,6 +125,7 @@ class WarmStartRecipe:
     seed: int = 0
     eval_problems: int = 200
     eval_seed: int = 1234
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         from ccpo_agents.models.tiny import TINY_PRESETS
@@ -138,18 +146,27 @@ class WarmStartRecipe:
              f"example_mix needs positive weights for some of {list(EXAMPLE_KINDS)}, got {self.example_mix}"),
             (self.num_steps >= 1 and self.batch_size >= 1, "num_steps and batch_size must be >= 1"),
             (0.0 <= self.thinker_noise <= 1.0, f"thinker_noise must be in [0, 1], got {self.thinker_noise}"),
+            (self.init_from is None or self.init_from in WARMSTART_NAMES,
+             f"init_from must be None or one of {list(WARMSTART_NAMES)}, got {self.init_from!r}"),
         ]  # fmt: skip
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able fields."""
-        return {**dataclasses.asdict(self), "levels": list(self.levels)}
+        """Plain JSON-able fields (``init_from`` only when set, so fingerprints from before it stay valid)."""
+        d = {**dataclasses.asdict(self), "levels": list(self.levels)}
+        if d["init_from"] is None:
+            del d["init_from"]
+        return d
 
     def fingerprint(self) -> str:
-        """16 hex digits of SHA-256 of the sorted fields and :data:`CODE_VERSION` (same in any process)."""
-        blob = json.dumps({"code": CODE_VERSION, **self.to_dict()}, sort_keys=True, separators=(",", ":"))
+        """16 hex digits of SHA-256 of the sorted fields, :data:`CODE_VERSION` and the parent's fingerprint
+        (with ``init_from``); the same in any process."""
+        d = {"code": CODE_VERSION, **self.to_dict()}
+        if self.init_from is not None:
+            d["parent"] = default_recipe(self.init_from).fingerprint()
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def replace(self, **changes: Any) -> WarmStartRecipe:
@@ -157,9 +174,21 @@ class WarmStartRecipe:
         return dataclasses.replace(self, **changes)
 
 
-def default_recipe() -> WarmStartRecipe:
-    """The recipe behind the name ``"arith-warmstart"`` (a function, so tests can monkeypatch it)."""
-    return WarmStartRecipe()
+def default_recipe(name: str = "arith-warmstart") -> WarmStartRecipe:
+    """The recipe behind a name of :data:`WARMSTART_NAMES` (a function, so tests can monkeypatch it).
+
+    - ``"arith-warmstart"``: the default starting policy of ``ccpo train``.
+    - ``"arith-warmstart-freeride"``: ``"arith-warmstart"`` trained on, with the free-riding probe's
+      one-operation items (``solver_easy``) added, which the Solver must do alone for the probe to mean
+      anything. (Mixed into the first SFT from scratch, the extra task kept the Solver's addition from
+      generalising within 3000 steps.)
+    """
+    if name == "arith-warmstart":
+        return WarmStartRecipe()
+    if name == "arith-warmstart-freeride":
+        mix = {"thinker": 0.3, "solver_joint": 1.0, "solver_solo": 0.05, "solver_easy": 1.0}
+        return WarmStartRecipe(init_from="arith-warmstart", num_steps=1500, warmup_steps=20, example_mix=mix)
+    raise ValueError(f"unknown warm-start model {name!r}; valid names: {list(WARMSTART_NAMES)}")
 
 
 def default_cache_dir() -> Path:
@@ -199,7 +228,9 @@ def make_sft_examples(
     (default ``recipe.num_problems``) of ``split`` at the recipe's levels.
 
     Per problem, in order: ``thinker``, ``solver_joint``, ``solver_solo``, and with ``thinker_noise > 0`` a
-    second ``thinker`` example whose target has one corrupted result (``noisy=True``). Observations come from
+    second ``thinker`` example whose target has one corrupted result (``noisy=True``). Then, when the mix
+    weighs ``solver_easy``, two rows per distinct one-operation item of the freeride stream (see
+    ``WarmStartRecipe.example_mix``). Observations come from
     a real :class:`~ccpo_env.ThinkSolveEnv`; prompts are rendered as
     :func:`~ccpo_agents.policies.base.encode_prompt` does, then tokenised in one batch.
     """
@@ -217,7 +248,7 @@ def make_sft_examples(
         seen.add(problem.problem)
         thought = arith_oracle_thought(problem)
         answer = f"\\boxed{{{problem.answer}}}"
-        for kind in EXAMPLE_KINDS:
+        for kind in ("thinker", "solver_joint", "solver_solo"):  # solver_easy rows come from _easy_rows
             env.reset(seed=0, options={"problem": i, "remove": ["thinker"] if kind == "solver_solo" else []})
             if kind == "solver_joint":
                 env.step(thought)  # the Solver sees the thought through the env, as at RL time
@@ -227,6 +258,8 @@ def make_sft_examples(
         if recipe.thinker_noise > 0 and thought:
             rng = random.Random(f"noise|{recipe.seed}|{problem.problem}")  # str seeds: no hash salt
             rows.append(("thinker", True, *rows[-3][2:4], _corrupt(thought, rng)))
+    if recipe.example_mix.get("solver_easy", 0) > 0:
+        rows += _easy_rows(recipe, n, split)
     texts = [render_prompt(tokenizer, obs, sp or None) for _, _, obs, sp, _ in rows]
     templated = {t for _, t in texts}
     if len(templated) != 1:  # cannot happen for one tokenizer; guards the batched call below
@@ -239,6 +272,30 @@ def make_sft_examples(
         SFTExample(kind, list(p), list(c), obs, target, noisy)
         for (kind, noisy, obs, _, target), p, c in zip(rows, prompts, completions)
     ]
+
+
+def _easy_rows(recipe: WarmStartRecipe, n: int, split: str) -> list[tuple[str, bool, str, str, str]]:
+    """``solver_easy`` rows: each distinct one-operation item of the first ``n`` of the freeride stream, once
+    with the Thinker removed and once after a distractor thought (a product the item does not contain)."""
+    data = ArithDataset(split, list(recipe.levels), seed=recipe.data_seed, size=n, variant="freeride",
+                        easy_fraction=1.0)  # fmt: skip
+    env = ThinkSolveEnv(dataset=data, templates=TEMPLATE_PRESETS[recipe.templates])
+    system = recipe.system_prompts.get("solver") or ""
+    rows: list[tuple[str, bool, str, str, str]] = []
+    seen: set[str] = set()
+    for i in range(n):
+        problem = data[i]
+        if problem.problem in seen:
+            continue
+        seen.add(problem.problem)
+        rng = random.Random(f"easy|{recipe.seed}|{problem.problem}")
+        a, b = rng.randint(2, 9), rng.randint(2, 9)
+        for remove in (["thinker"], []):
+            env.reset(seed=0, options={"problem": i, "remove": remove})
+            if not remove:
+                env.step(f"{a}*{b}={a * b}")
+            rows.append(("solver_easy", False, str(env.observe("solver")), system, f"\\boxed{{{problem.answer}}}"))
+    return rows
 
 
 def sample_batches(recipe: WarmStartRecipe, pool: Sequence[SFTExample]) -> list[list[SFTExample]]:
@@ -334,7 +391,9 @@ def evaluate_warmstart(
 
     Per temperature (``None`` = greedy; keys ``"T=1.0"``, ``"greedy"``): ``joint`` (own Thinker -> own
     Solver), ``oracle`` (Solver given the oracle thought), ``solo`` (Thinker removed), ``thinker`` (share of
-    thoughts holding every correct intermediate ``x*y=v``), and the same per level under ``by_level``.
+    thoughts holding every correct intermediate ``x*y=v``), ``easy_joint`` / ``easy_solo`` (team / Solver
+    alone on the free-riding probe's one-operation items, ``n // 2`` of them), and the same per level under
+    ``by_level``.
     """
     from ccpo_agents.policies.base import GenerationConfig
     from ccpo_agents.policies.hf import HFPolicy
@@ -348,6 +407,12 @@ def evaluate_warmstart(
         env.reset(seed=0, options={"problem": i})
         oracle[str(env.observe("thinker"))] = arith_oracle_thought(data[i])
     oracle_thinker = lambda obs: [oracle[o] for o in obs]  # noqa: E731
+    n_easy = max(1, n // 2)
+    easy_env = ThinkSolveEnv(
+        dataset=ArithDataset("test", list(recipe.levels), seed=recipe.eval_seed, size=n_easy, variant="freeride",
+                             easy_fraction=1.0),
+        templates=TEMPLATE_PRESETS[recipe.templates],
+    )  # fmt: skip
     results: dict[str, dict[str, Any]] = {}
     for temp in temperatures:
         sample = temp is not None
@@ -367,8 +432,11 @@ def evaluate_warmstart(
             if not ep.removed:
                 rows["thinker"].append((level, _has_steps(ep.turns[0].action, problem.extras["steps"])))
         rows["oracle"] = [(data[ep.problem_index].extras["level"], ep.correct) for ep in with_oracle]
+        easy = rollout(easy_env, policies, list(range(n_easy)), counterfactuals=[["thinker"]], seed=seed)
+        easy_rows = {k: [(0, ep.correct) for ep in easy if bool(ep.removed) == (k == "easy_solo")]
+                     for k in ("easy_joint", "easy_solo")}  # fmt: skip
         key = "greedy" if temp is None else f"T={temp}"
-        results[key] = {k: _mean(v) for k, v in rows.items()}
+        results[key] = {k: _mean(v) for k, v in {**rows, **easy_rows}.items()}
         results[key]["by_level"] = {
             lv: {k: _mean([r for r in v if r[0] == lv]) for k, v in rows.items()}
             for lv in sorted(set(recipe.levels))
@@ -389,10 +457,13 @@ def _mean(rows: list[tuple[int, bool]]) -> float:
 def format_table(accuracy: dict[str, dict[str, Any]]) -> str:
     """The accuracy table (a)-(d) as text, one column per temperature."""
     names = {"joint": "(a) joint", "oracle": "(b) Solver + oracle thought", "solo": "(c) Solver alone",
-             "thinker": "(d) Thinker correct"}  # fmt: skip
+             "thinker": "(d) Thinker correct", "easy_joint": "(e) one-op item, team",
+             "easy_solo": "(f) one-op item, Solver alone"}  # fmt: skip
     lines = [" " * 30 + "".join(f"{c:>10}" for c in accuracy)]
     lines += [
-        f"{label:30}" + "".join(f"{accuracy[c][k]:>10.1%}" for c in accuracy) for k, label in names.items()
+        f"{label:30}" + "".join(f"{accuracy[c].get(k, math.nan):>10.1%}" for c in accuracy)
+        for k, label in names.items()
+        if any(k in accuracy[c] for c in accuracy)  # metrics.json of older builds lack (e)/(f)
     ]
     return "\n".join(lines)
 
@@ -423,7 +494,13 @@ def build_warmstart(
     t0 = time.perf_counter()
     with torch.random.fork_rng(devices=[]):  # leave the caller's RNG stream alone
         torch.manual_seed(recipe.seed)
-        model, tokenizer = _build_model(recipe)
+        if recipe.init_from is not None:
+            from ccpo_agents.models.tiny import load_tiny
+
+            parent = build_warmstart(default_recipe(recipe.init_from), cache_dir=root, progress=progress)
+            model, tokenizer = load_tiny(parent)
+        else:
+            model, tokenizer = _build_model(recipe)
         curve = train_sft(model, tokenizer, recipe, progress=progress)
         t1 = time.perf_counter()
         accuracy = evaluate_warmstart(model, tokenizer, recipe) if recipe.eval_problems > 0 else {}
@@ -457,12 +534,14 @@ def resolve_warmstart(name: str, *, progress: bool = True) -> Path:
     """The folder for a warm-start model name (:data:`WARMSTART_NAMES`), built on first use."""
     if name not in WARMSTART_NAMES:
         raise ValueError(f"unknown warm-start model {name!r}; valid names: {list(WARMSTART_NAMES)}")
-    return build_warmstart(default_recipe(), progress=progress)
+    return build_warmstart(default_recipe(name), progress=progress)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Build (or reuse) the default warm start; print the build time and the accuracy table."""
+    """Build (or reuse) a warm start; print the build time and the accuracy table."""
     parser = argparse.ArgumentParser(prog="python -m ccpo_agents.models.warmstart", description=main.__doc__)
+    parser.add_argument("--name", default="arith-warmstart", choices=WARMSTART_NAMES,
+                        help="which warm start (default arith-warmstart)")  # fmt: skip
     parser.add_argument("--force", action="store_true", help="rebuild even if the cache holds this recipe")
     parser.add_argument("--eval", action="store_true", help="evaluate the saved model again")
     parser.add_argument("--eval-problems", type=int, default=None, help="TEST problems for --eval")
@@ -470,7 +549,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    recipe = default_recipe()
+    recipe = default_recipe(args.name)
     t0 = time.perf_counter()
     path = build_warmstart(recipe, cache_dir=args.cache_dir, force=args.force)
     metrics = json.loads((path / "metrics.json").read_text())
