@@ -16,7 +16,12 @@ Typical use::
     path = build_warmstart()        # cached in ~/.cache/ccpo/warmstart/<fingerprint>/ (or $CCPO_CACHE_DIR)
     model, tok = load_model_and_tokenizer("arith-warmstart")   # the same through the loader hook
 
-CLI: ``python -m ccpo_agents.models.warmstart [--force] [--eval]`` prints the build time and accuracy table.
+``"arith-warmstart-freeride"`` continues ``"arith-warmstart"`` with the free-riding probe's one-operation items
+(the Solver alone, and after a distractor thought); the probe and the voting study of
+``benchmarks/credit_assignment.py`` start from it.
+
+CLI: ``python -m ccpo_agents.models.warmstart [--name NAME] [--force] [--eval]`` prints the build time and
+accuracy table.
 """
 
 from __future__ import annotations
@@ -240,12 +245,7 @@ def make_sft_examples(
     data = ArithDataset(split, list(recipe.levels), seed=recipe.data_seed, size=n)
     env = ThinkSolveEnv(dataset=data, templates=TEMPLATE_PRESETS[recipe.templates])
     rows: list[tuple[str, bool, str, str, str]] = []  # kind, noisy, observation, system prompt, target
-    seen: set[str] = set()
-    for i in range(n):
-        problem = data[i]
-        if problem.problem in seen:
-            continue
-        seen.add(problem.problem)
+    for i, problem in _distinct(data, n):
         thought = arith_oracle_thought(problem)
         answer = f"\\boxed{{{problem.answer}}}"
         for kind in ("thinker", "solver_joint", "solver_solo"):  # solver_easy rows come from _easy_rows
@@ -274,6 +274,18 @@ def make_sft_examples(
     ]
 
 
+def _distinct(data: ArithDataset, n: int) -> list[tuple[int, Any]]:
+    """``(index, problem)`` for the first occurrence of each problem text among the first ``n`` items."""
+    seen: set[str] = set()
+    out = []
+    for i in range(n):
+        problem = data[i]
+        if problem.problem not in seen:
+            seen.add(problem.problem)
+            out.append((i, problem))
+    return out
+
+
 def _easy_rows(recipe: WarmStartRecipe, n: int, split: str) -> list[tuple[str, bool, str, str, str]]:
     """``solver_easy`` rows: each distinct one-operation item of the first ``n`` of the freeride stream, once
     with the Thinker removed and once after a distractor thought (a product the item does not contain)."""
@@ -282,12 +294,7 @@ def _easy_rows(recipe: WarmStartRecipe, n: int, split: str) -> list[tuple[str, b
     env = ThinkSolveEnv(dataset=data, templates=TEMPLATE_PRESETS[recipe.templates])
     system = recipe.system_prompts.get("solver") or ""
     rows: list[tuple[str, bool, str, str, str]] = []
-    seen: set[str] = set()
-    for i in range(n):
-        problem = data[i]
-        if problem.problem in seen:
-            continue
-        seen.add(problem.problem)
+    for i, problem in _distinct(data, n):
         rng = random.Random(f"easy|{recipe.seed}|{problem.problem}")
         a, b = rng.randint(2, 9), rng.randint(2, 9)
         for remove in (["thinker"], []):
