@@ -140,11 +140,12 @@ def run_one(study: str, method: str, seed: int, args: argparse.Namespace, workdi
         m = trainer.train_step()
         tokens += m["perf/generated_tokens"]
         wall += m["time/step"]
-        for k, v in m.items():  # e.g. credit/delta_pos_frac, credit/invalid_rating_frac (SEPO)
-            if k.startswith("credit/") and isinstance(v, float) and math.isfinite(v):
-                credit.setdefault(k, []).append(v)
         for k, v in m.items():
-            if k.endswith("/adv_std") and isinstance(v, float) and math.isfinite(v):
+            if not (isinstance(v, float) and math.isfinite(v)):
+                continue
+            if k.startswith("credit/"):  # e.g. credit/delta_pos_frac, credit/invalid_rating_frac (SEPO)
+                credit.setdefault(k, []).append(v)
+            elif k.endswith("/adv_std"):
                 adv_var.setdefault(k.split("/")[0], []).append(v * v)
         if trainer.step % args.eval_every == 0 or tokens >= args.budget:
             curve.append({"step": trainer.step, "tokens": tokens, "wall": wall, **evaluate(trainer, problems)})
@@ -320,10 +321,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             import concurrent.futures as cf
             import multiprocessing as mp
 
-            # SEPO steps cost ~3x: start them first so that the pool does not end on one long run.
-            order = sorted(tasks, key=lambda t: t[1] != "sepo")
             with cf.ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
-                futures = {pool.submit(_run_task, t, vars(args), tmp, threads): t for t in order}
+                futures = {pool.submit(_run_task, t, vars(args), tmp, threads): t for t in tasks}
                 for fut in cf.as_completed(futures):
                     done[futures[fut]] = fut.result()
                     report(done[futures[fut]])
@@ -334,11 +333,10 @@ def _write(runs: list[dict[str, Any]], args: argparse.Namespace, seconds: float)
     """Print the tables; write the JSON and the plot."""
     summary = summarise(runs, args.compare_step)
     print_tables(summary, args.target_gain)
-    plain = {k: ([str(x) for x in v] if isinstance(v, list) and v and isinstance(v[0], Path) else
-                 str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}  # fmt: skip
-    result = {"benchmark": "credit_assignment", "args": plain, "summary": summary, "runs": runs, "seconds": seconds}
+    result = {"benchmark": "credit_assignment", "args": vars(args), "summary": summary, "runs": runs,
+              "seconds": seconds}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
+    args.out.write_text(json.dumps(result, indent=1, default=str))  # default=str: the Path arguments
     png = args.out.with_suffix(".png")
     plot(runs, png)
     print(f"\nwrote {args.out} and {png}")
