@@ -69,53 +69,34 @@ def method_overrides(method: str, args: argparse.Namespace) -> list[str]:
 
 def held_out_eval(trainer: Any, problems: list[int], *, thoughts: int = 2, answers: int = 2, solo: int = 2,
                   seed: int = 999) -> dict[str, float]:
-    """Joint / solo accuracy and the share of thoughts that beat solving alone, on held-out problems."""
-    from ccpo_env import rollout
+    """Joint / solo accuracy and the share of thoughts that beat solving alone, on held-out problems
+    (``ccpo_agents.evaluation.evaluate_env``; per-kind rows for the free-riding probe's item kinds)."""
+    from ccpo_agents.evaluation import evaluate_env
 
-    env = trainer.eval_env
-    eps = rollout(env, trainer.policies(), problems, num_samples=thoughts, fanout={"thinker": answers},
-                  counterfactuals=[["thinker"]], num_counterfactual=solo, seed=seed)
-    by_problem: dict[int, dict[str, Any]] = {}
-    for e in eps:
-        d = by_problem.setdefault(e.group, {"joint": {}, "solo": [], "kind": env.dataset[e.problem_index].extras.get("kind")})
-        if e.removed:
-            d["solo"].append(float(e.correct))
-        else:
-            d["joint"].setdefault(e.sample, []).append(float(e.correct))
-    joint, solo, pos, kinds = [], [], [], {}
-    for d in by_problem.values():
-        v_solo = float(np.mean(d["solo"]))
-        values = [float(np.mean(v)) for v in d["joint"].values()]
-        joint.append(float(np.mean(values)))
-        solo.append(v_solo)
-        pos.extend(float(v > v_solo) for v in values)
-        if d["kind"]:
-            k = kinds.setdefault(d["kind"], {"joint": [], "solo": []})
-            k["joint"].append(joint[-1])
-            k["solo"].append(v_solo)
-    out = {"joint_acc": float(np.mean(joint)), "solo_acc": float(np.mean(solo)),
-           "contribution": float(np.mean(joint) - np.mean(solo)), "thought_beats_solo": float(np.mean(pos))}
-    for kind, k in kinds.items():
-        out[f"{kind}/joint_acc"] = float(np.mean(k["joint"]))
-        out[f"{kind}/solo_acc"] = float(np.mean(k["solo"]))
-        out[f"{kind}/contribution"] = out[f"{kind}/joint_acc"] - out[f"{kind}/solo_acc"]
+    r = evaluate_env(trainer.eval_env, trainer.policies(), problems=problems, num_samples=thoughts,
+                     answers_per_thought=answers, num_solo=solo, seed=seed, group_by="kind")
+    out = {"joint_acc": r["pass@1"], "solo_acc": r["solo_pass@1"], "contribution": r["contribution"],
+           "thought_beats_solo": r["thought_beats_solo"]}
+    for kind, k in r["by_kind"].items():
+        if kind is not None:
+            out.update({f"{kind}/joint_acc": k["pass@1"], f"{kind}/solo_acc": k["solo_pass@1"],
+                        f"{kind}/contribution": k["contribution"]})
     return out
 
 
 def voting_eval(trainer: Any, problems: list[int], seed: int = 999) -> dict[str, float]:
-    from ccpo_env import rollout
+    """Plurality accuracy of the voters and a single voter's own accuracy, on held-out problems."""
+    from ccpo_agents.evaluation import evaluate_env
 
-    eps = rollout(trainer.eval_env, trainer.policies(), problems, num_samples=2, seed=seed)
-    team = [float(e.correct) for e in eps]
-    single = [float(i.get("vote_correct", False)) for e in eps for i in e.infos.values()]
-    return {"joint_acc": float(np.mean(team)), "solo_acc": float(np.mean(single)),
-            "contribution": float(np.mean(team) - np.mean(single))}
+    r = evaluate_env(trainer.eval_env, trainer.policies(), problems=problems, num_samples=2, seed=seed)
+    return {"joint_acc": r["pass@1"], "solo_acc": r["solo_pass@1"], "contribution": r["contribution"]}
 
 
 def run_one(study: str, method: str, seed: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Train one (study, method, seed) until the token budget is spent; returns its curve and summary."""
     from ccpo_agents.config import load_config
-    from ccpo_agents.trainer import Trainer, build_env
+    from ccpo_agents.envs import build_env
+    from ccpo_agents.trainer import Trainer
 
     over = base_overrides(args, study) + method_overrides(method, args) + [
         f"train.seed={seed}", f"train.output_dir={workdir / f'{study}-{method}-{seed}'}"]

@@ -9,11 +9,10 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     from ccpo_agents.config import ConfigError
+    from ccpo_agents.models.registry import ModelNotFoundError
+    from ccpo_env.data import DatasetArgumentError, DatasetNotFoundError
+    from ccpo_env.registry import UnknownNameError
 
     try:
         if args.command == "train":
@@ -67,64 +69,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"ccpo: config error: {e}", file=sys.stderr)
         return 2
+    except (ModelNotFoundError, DatasetNotFoundError, DatasetArgumentError, UnknownNameError) as e:
+        # what the user asked for does not exist here: say what and what is valid, no traceback
+        print(f"ccpo: error: {e}", file=sys.stderr)
+        return 2
 
 
 # ---------------------------------------------------------------------- train
-def _eval_env_factory(cfg: Any):
-    from ccpo_agents.trainer import build_env
-
-    def make(name: str):
-        opts = cfg.eval.dataset_options.get(name)
-        if opts is None:
-            opts = cfg.env.dataset_options if name == cfg.env.dataset else {}
-        return build_env(cfg.env, dataset=name, split=cfg.eval.split, dataset_options=opts, limit=cfg.eval.limit)
-
-    return make
-
-
-@contextlib.contextmanager
-def _greedy(policies: dict[str, Any], on: bool) -> Iterator[None]:
-    saved = {id(p): (p, p.generation) for p in policies.values() if hasattr(p, "generation")}
-    if on:
-        for p, g in saved.values():
-            p.generation = g.replace(do_sample=False)
-    try:
-        yield
-    finally:
-        for p, g in saved.values():
-            p.generation = g
-
-
-def run_eval(trainer: Any, *, progress: bool = True) -> dict[str, dict[str, float]]:
-    """Evaluate a trainer's current policies with its ``eval`` config."""
-    from ccpo_agents.evaluation import evaluate
-
-    cfg = trainer.config
-    policies = trainer.policies()
-    with _greedy(policies, cfg.eval.greedy):
-        return evaluate(_eval_env_factory(cfg), policies, cfg.eval.datasets, num_samples=cfg.eval.num_samples,
-                        diagnostic=cfg.eval.diagnostic, batch_problems=cfg.eval.batch_problems,
-                        seed=cfg.train.seed + 7919, progress=progress)
-
-
-def _flat(results: dict[str, dict[str, float]]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for name, row in results.items():
-        out[f"eval/{name}/pass@1"] = row["pass@1"]
-        if "solo_pass@1" in row:
-            out[f"eval/{name}/solo_pass@1"] = row["solo_pass@1"]
-    first = next(iter(results.values()), {})
-    if first:
-        out["eval/joint_acc"] = first["pass@1"]
-        if "solo_pass@1" in first:
-            out["eval/solo_acc"] = first["solo_pass@1"]
-    return out
-
-
 def _train(args: argparse.Namespace) -> int:
     from ccpo_agents.config import load_config
-    from ccpo_agents.evaluation import format_table
-    from ccpo_agents.trainer import Trainer
+    from ccpo_agents.envs import eval_split, train_split
+    from ccpo_agents.evaluation import flat_metrics, format_table
+    from ccpo_agents.trainer import Trainer, plot_curves
 
     overrides = list(args.overrides) + (["train.resume=true"] if args.resume else [])
     cfg = load_config(args.config, overrides)
@@ -132,82 +88,73 @@ def _train(args: argparse.Namespace) -> int:
     main_proc = trainer.accelerator.is_main_process
     say = print if main_proc else (lambda *a, **k: None)
     say(f"ccpo train: {cfg.credit.method} credit, {cfg.algo.estimator.name} advantages, {cfg.algo.loss.name} loss, "
-        f"model {cfg.policy.model!r} ({cfg.policy.parameterisation}) on {cfg.env.dataset}/{cfg.env.split}, "
+        f"model {cfg.policy.model!r} ({cfg.policy.parameterisation}) on {cfg.env.dataset}/{train_split(cfg.env)}, "
         f"{cfg.train.steps} steps -> {cfg.train.output_dir}")
-    do_eval = not args.no_eval and bool(cfg.eval.datasets) and (cfg.eval.limit is None or cfg.eval.limit > 0)
-    before = None
-    if do_eval and trainer.step == 0:
-        before = run_eval(trainer, progress=main_proc)
-    evaluate_fn = (lambda t: _flat(run_eval(t, progress=False))) if do_eval else None
-    history = trainer.train(evaluate_fn=evaluate_fn)
+    for name in cfg.eval.datasets or [cfg.env.dataset]:
+        if name == cfg.env.dataset and eval_split(cfg.eval, name) == train_split(cfg.env):
+            say(f"ccpo train: note: {name!r} has only its {train_split(cfg.env)!r} split, so the held-out evaluation "
+                "runs on the training problems (set eval.datasets to another set for a real held-out score)")
+    do_eval = not args.no_eval and (cfg.eval.limit is None or cfg.eval.limit > 0)
+    before = trainer.evaluate(progress=main_proc) if do_eval and trainer.step == 0 else None
+    history = trainer.train(evaluate_fn=None if do_eval else (lambda t: {}))
     summary: dict[str, Any] = {"steps": trainer.step, "output_dir": str(trainer.output_dir)}
     if do_eval:
-        after = run_eval(trainer, progress=main_proc)
+        step, after = trainer.last_evaluation or (None, None)
+        if step != trainer.step:  # unless the periodic evaluation just ran at the last step
+            after = trainer.evaluate(progress=main_proc)
         if history:
-            history[-1].update(_flat(after))
+            history[-1].update(flat_metrics(after))
         summary["after"] = after
         if before is not None:
             summary["before"] = before
     if main_proc:
         if do_eval:
-            cols = {"before": summary.get("before", {}), "after": summary["after"]}
-            cols = {k: v for k, v in cols.items() if v}
-            print("\n" + format_table(cols, "pass@1"))
+            cols = {k: v for k, v in (("before", summary.get("before")), ("after", summary["after"])) if v}
+            print("\n" + format_table(cols, "pass@1").replace("[pass@1]", "[held-out joint accuracy, pass@1 ± s.e.]"))
             if any("solo_pass@1" in r for r in summary["after"].values()):
                 print("\n" + format_table(cols, "solo_pass@1").replace("[solo_pass@1]", "[Thinker removed: solo pass@1]"))
         if history:
-            from ccpo_agents.trainer import plot_curves
-
-            points = ([{"step": 0, **_flat(before)}] if before is not None else []) + history
-            png = plot_curves(points, trainer.output_dir / "curves.png")
+            start = [{"step": 0, **flat_metrics(before)}] if before is not None else []
+            png = plot_curves(start + history, trainer.output_dir / "curves.png")
             summary["plot"] = str(png) if png else None
             print(f"\nmetrics: {trainer.output_dir / 'metrics.jsonl'}   plot: {summary['plot']}")
-        (trainer.output_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        (trainer.output_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     return 0
 
 
 # ---------------------------------------------------------------------- eval
 def _eval(args: argparse.Namespace) -> int:
-    from ccpo_agents.config import ConfigError, from_dict, load_config
-    from ccpo_agents.config.schema import ExperimentConfig
-    from ccpo_agents.evaluation import format_table
-    from ccpo_agents.trainer import Trainer, latest_checkpoint
+    from ccpo_agents.config import ConfigError, load_config
+    from ccpo_agents.evaluation import checkpoint_config, evaluate_checkpoint, format_table
 
-    columns: list[tuple[str, Path | None]] = []
+    config = load_config(args.config, list(args.overrides)) if args.config is not None else None
+    columns: list[tuple[str, str | None]] = []
     for spec in args.checkpoint:
         label, _, path = spec.rpartition("=")
-        p = Path(path)
-        ckpt = p if (p / "state.json").is_file() else latest_checkpoint(p)
-        if ckpt is None:
-            raise ConfigError(f"--checkpoint {path!r}: no checkpoint found (expected a run folder or a step_* folder)")
-        columns.append((label or p.name, ckpt))
-    if args.config is None and columns:
-        from ccpo_agents.config.loader import apply_overrides
-
-        base = json.loads((columns[0][1] / "state.json").read_text())["config"]
-        cfg = from_dict(ExperimentConfig, apply_overrides(base, list(args.overrides)))
-    else:
-        cfg = load_config(args.config, list(args.overrides))
+        columns.append((label or Path(path).name, path))
     if not args.no_untrained:
         columns.insert(0, ("Untrained", None))
     if not columns:
         raise ConfigError("nothing to evaluate: give --checkpoint or drop --no-untrained")
-    results: dict[str, dict[str, dict[str, float]]] = {}
-    for label, ckpt in columns:
-        trainer = Trainer(cfg)
-        if ckpt is not None:
-            trainer.load(ckpt)
-        results[label] = run_eval(trainer)
-        del trainer
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    for label, path in columns:
+        if path is None and config is None and len(columns) > 1:
+            # "Untrained": the starting policy of the first checkpoint's run, under that run's config
+            base = checkpoint_config(columns[1][1], list(args.overrides))
+            results[label] = evaluate_checkpoint(None, config=base)
+        else:
+            results[label] = evaluate_checkpoint(path, config=config, overrides=list(args.overrides))
+    any_row = next(iter(results.values()))
     print(format_table(results, "pass@1"))
-    if cfg.eval.num_samples > 1:
-        print("\n" + format_table(results, f"maj@{cfg.eval.num_samples}"))
-    if cfg.eval.diagnostic:
+    k = next((r["samples"] for r in any_row.values()), 1)
+    if k > 1:
+        print("\n" + format_table(results, f"maj@{k}"))
+    if any("solo_pass@1" in r for res in results.values() for r in res.values()):
         print("\nCollaboration diagnostic (same Solver, Thinker removed):")
         print(format_table(results, "solo_pass@1"))
         print(format_table(results, "contribution").replace("[contribution]", "[Thinker contribution = joint - solo]"))
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
+        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
     return 0
 
 

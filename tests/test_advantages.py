@@ -12,6 +12,7 @@ from ccpo_agents.algos import (
     EstimatorConfig,
     UnknownNameError,
     compute_advantages,
+    estimate_advantages,
     get_estimator,
     group_index,
     list_estimators,
@@ -180,22 +181,30 @@ def test_register_custom_estimator():
         with pytest.raises(ValueError, match="already registered"):
             register_estimator("test_max_baseline", lambda *a, **k: None)
     finally:
-        ESTIMATORS._items.pop("test_max_baseline", None)
+        ESTIMATORS.unregister("test_max_baseline")
 
 
 def test_estimator_config():
     cfg = EstimatorConfig()
     assert (cfg.name, cfg.eps, cfg.norm_by_std, cfg.respect_baselined) == ("grpo", 1e-6, True, True)
-    torch.testing.assert_close(cfg.compute(R, KEYS), compute_advantages("grpo", R, KEYS))
+    torch.testing.assert_close(estimate_advantages(cfg, R, KEYS), compute_advantages("grpo", R, KEYS))
     torch.testing.assert_close(
-        EstimatorConfig(norm_by_std=False).compute(R, KEYS), compute_advantages("dr_grpo", R, KEYS)
+        estimate_advantages(EstimatorConfig(norm_by_std=False), R, KEYS), compute_advantages("dr_grpo", R, KEYS)
     )
     delta = torch.tensor([0.5, 0.25])
-    torch.testing.assert_close(cfg.compute(delta, ["p", "p"], baselined=True), delta)
+    torch.testing.assert_close(estimate_advantages(cfg, delta, ["p", "p"], baselined=True), delta)
     # the ablation: ignore the baselined flag and centre anyway
     ablation = EstimatorConfig(name="dr_grpo", respect_baselined=False)
-    close(ablation.compute(delta, ["p", "p"], baselined=True), [0.125, -0.125])
+    close(estimate_advantages(ablation, delta, ["p", "p"], baselined=True), [0.125, -0.125])
     with pytest.raises(UnknownNameError, match="rloo"):
         EstimatorConfig(name="rlo")
     with pytest.raises(ValueError, match="norm_by_std"):
         EstimatorConfig(name="rloo", norm_by_std=False)
+
+
+def test_builtin_names_known_to_the_torch_free_config_are_the_registered_ones():
+    from ccpo_agents.algos import list_estimators
+    from ccpo_agents.algos.losses import LOSSES
+    from ccpo_agents.config.algo import BUILTIN_ESTIMATORS, BUILTIN_LOSSES
+
+    assert set(BUILTIN_ESTIMATORS) <= set(list_estimators()) and set(BUILTIN_LOSSES) <= set(LOSSES.names())

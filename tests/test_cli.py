@@ -16,7 +16,8 @@ def test_train_then_eval_then_resume(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", *TINY, f"train.output_dir={out}"]) == 0
     text = capsys.readouterr().out
-    assert "[pass@1]" in text and "before" in text and "after" in text and "Thinker removed" in text
+    assert "[held-out joint accuracy, pass@1 ± s.e.]" in text and "before" in text and "after" in text
+    assert "Thinker removed" in text
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 2 and "arith" in summary["after"]
     assert (out / "curves.png").stat().st_size > 1000
@@ -73,3 +74,34 @@ def test_default_run_from_the_warm_start_in_seconds(tmp_path, monkeypatch, capsy
     assert config["credit"]["method"] == "ccpo_tree" and config["env"]["dataset_options"] == {"level": [1]}
     assert (tmp_path / "cache" / "warmstart" / quick.fingerprint() / "metrics.json").is_file()
     assert (out / "curves.png").stat().st_size > 1000
+
+
+def test_first_contact_errors_are_one_line_with_exit_2(tmp_path, monkeypatch, capsys):
+    """What a new user mistypes gets one line saying what was wrong and what is valid, exit code 2, no traceback."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cases = {
+        "env.dataset=math5000": "unknown dataset 'math5000'. Did you mean 'math500'?",
+        "env.dataset_options={nope: 1}": "dataset 'arith' does not take option(s) ['nope']; its options: [",
+        "env.split=validation": "dataset 'arith' has no split 'validation'; its splits: 'train', 'test'",
+        f"policy.model={tmp_path / 'missing'}": "does not exist; give an existing folder written by save_pretrained",
+        "policy.model=Qwen/Qwen2.5-0.5B-Instruct": "could not load 'Qwen/Qwen2.5-0.5B-Instruct' from the Hugging Face Hub",
+    }
+    for override, message in cases.items():
+        code = main(["train", override, "train.steps=1", f"train.output_dir={tmp_path / 'run'}", "--no-eval"])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err, (override, err[-2000:])
+        assert len([line for line in err.splitlines() if line.startswith("ccpo: ")]) == 1
+    # and as a real process: no traceback reaches the terminal
+    proc = subprocess.run([sys.executable, "-m", "ccpo_agents.cli", "train", "env.dataset=math5000"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "Did you mean 'math500'" in proc.stderr
+
+
+def test_train_on_an_evaluation_set_just_works(tmp_path, capsys, monkeypatch):
+    """``ccpo train env.dataset=math500``: no arith options carried over; it trains on the only split and says
+    that the evaluation is on the training problems."""
+    assert main(["train", "env.dataset=math500", *TINY, "policy.generation.max_new_tokens=2", "train.steps=1",
+                 "eval.limit=2", f"train.output_dir={tmp_path}"]) == 0
+    text = capsys.readouterr().out
+    assert "on math500/test" in text and "runs on the training problems" in text
+    assert "math500" in json.loads((tmp_path / "summary.json").read_text())["after"]

@@ -74,3 +74,51 @@ def test_example_configs_load():
     assert files, "examples/configs should hold example configs"
     for f in files:
         load_config(f)
+
+
+# ---------------------------------------------------------------------- first contact
+def test_changing_the_dataset_is_all_it_takes():
+    """The embedded default's arith options belong to arith: another dataset starts from its own defaults,
+    trains on its only split when it has no training split, and is also what is evaluated."""
+    cfg = load_config(overrides=["env.dataset=math500"])
+    assert cfg.env.dataset_options == {} and cfg.eval.datasets == []
+    from ccpo_agents.envs import eval_split, train_split
+
+    assert train_split(cfg.env) == "test" and eval_split(cfg.eval, "math500") == "test"
+    assert train_split(load_config().env) == "train" and eval_split(load_config().eval, "arith") == "test"
+    # options given with the new dataset are kept; arith options without a dataset change stay too
+    assert load_config(overrides=["env.dataset=math500", "env.dataset_options={hub_path: x}"]).env.dataset_options == {
+        "hub_path": "x"}
+    assert load_config(overrides=["env.dataset_options={level: [2]}"]).env.dataset_options == {"level": [2]}
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (["env.dataset=math5000"], r"env.dataset: unknown dataset 'math5000'. Did you mean 'math500'\? Valid names: "),
+    (["env.dataset=math500", "env.dataset_options={level: 2}"],
+     r"dataset 'math500' does not take option\(s\) \['level'\]; its options: \['cache_dir', 'hub_path'\]"),
+    (["env.dataset=math500", "env.split=train"], r"dataset 'math500' has no split 'train'; its splits: 'test'"),
+    (["eval.datasets=[gsm8k]", "eval.split=train"], r"eval.datasets \('gsm8k'\): dataset 'gsm8k' has no split"),
+    (["policy.model=/no/such/folder"], r"policy.model: model folder '/no/such/folder' does not exist"),
+    (["policy.model=tiny-smal"], r"unknown model 'tiny-smal'. Did you mean 'tiny-small'\?"),
+    (["algo.estimator.name=grpoo"], r"algo.estimator: unknown advantage estimator 'grpoo'.*Did you mean 'grpo'"),
+    (["algo.loss.name=gspoo"], r"algo.loss: unknown policy loss 'gspoo'; valid names: 'ppo', 'gspo'"),
+    (["credit.method=voting"], r"needs \['loo'\], which env.topology='think_solve' cannot provide"),
+    (["policy.system_prompts={critic: hi}"], r"policy.system_prompts names role\(s\) \['critic'\]"),
+    (["env.topology=voting", "train.schedule=alternate", "credit.method=shared"],
+     r"train.schedule='alternate' needs at least two trained roles; got \['voter'\]"),
+])  # fmt: skip
+def test_bad_combinations_fail_at_load_with_what_is_valid(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(overrides=overrides)
+
+
+def test_config_is_torch_free():
+    """Building and checking a config loads neither torch nor transformers (the subprocess starts clean)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from ccpo_agents.config import ExperimentConfig, from_dict;"
+            "cfg = from_dict(ExperimentConfig, {'env': {'dataset': 'math500'}});"
+            "print('torch' in sys.modules, 'transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

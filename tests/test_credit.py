@@ -305,17 +305,17 @@ def test_results_match_declared_flags():
 
 
 def test_unknown_name_error_suggests():
-    with pytest.raises(ValueError, match=r"Did you mean 'ccpo_tree'.*Valid: \[") as e:
+    with pytest.raises(ValueError, match=r"valid names: .*Did you mean 'ccpo_tree'") as e:
         get_credit("ccpo_tre")
     assert "ccpo_paired" in str(e.value)
 
 
 @pytest.fixture
 def scratch_registry():
-    before = dict(registry_module._REGISTRY)
+    before = registry_module._REGISTRY
+    registry_module._REGISTRY = before.copy()
     yield
-    registry_module._REGISTRY.clear()
-    registry_module._REGISTRY.update(before)
+    registry_module._REGISTRY = before
 
 
 def test_custom_registration_in_a_few_lines(scratch_registry):

@@ -14,9 +14,11 @@ import pytest
 
 from ccpo_env.data import (
     Dataset,
+    DatasetArgumentError,
     DatasetNotFoundError,
     Problem,
     UnknownDatasetError,
+    check_dataset_args,
     describe_datasets,
     list_datasets,
     load_dataset,
@@ -67,7 +69,7 @@ def no_env(monkeypatch):
 
 @pytest.fixture
 def scratch_registry(monkeypatch):
-    monkeypatch.setattr(registry_mod, "_REGISTRY", dict(registry_mod._REGISTRY))
+    monkeypatch.setattr(registry_mod, "_REGISTRY", registry_mod._REGISTRY.copy())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -244,8 +246,13 @@ def test_split_and_limit(tmp_path, monkeypatch):
     assert len(load_dataset("gsm8k", data_dir=tmp_path, limit=99)) == 10
     with pytest.raises(ValueError, match="limit"):
         load_dataset("gsm8k", data_dir=tmp_path, limit=-1)
-    with pytest.raises(ValueError, match="only split='test'"):
+    with pytest.raises(DatasetArgumentError, match=r"no split 'train'; its splits: 'test'\. For training data"):
         load_dataset("gsm8k", split="train", data_dir=tmp_path)
+    with pytest.raises(DatasetArgumentError, match=r"does not take option\(s\) \['level'\]; its options: \['cache_dir'"):
+        check_dataset_args("math500", options={"level": [1]})
+    with pytest.raises(UnknownDatasetError, match="Did you mean 'math500'"):
+        check_dataset_args("MATH-500")
+    check_dataset_args("arith", split="train", options={"level": [1]})  # valid: no error, nothing loaded
 
 
 def test_dataset_sequence_api(tmp_path, monkeypatch):
@@ -387,5 +394,5 @@ def test_math_train_is_a_train_split(tmp_path):
     f = tmp_path / "math_train.jsonl"
     f.write_text('{"id": "m0", "problem": "1+1?", "answer": "2", "source": "math_train"}\n')
     assert load_dataset("math_train", split="train", data_dir=tmp_path)[0].answer == "2"
-    with pytest.raises(ValueError, match="only split='train'"):
+    with pytest.raises(ValueError, match="has no split 'test'; its splits: 'train'$"):
         load_dataset("math_train", split="test", data_dir=tmp_path)

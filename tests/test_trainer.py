@@ -152,15 +152,23 @@ def test_checkpoints_are_atomic_and_pruned(tmp_path):
 
 
 def test_trainer_errors_are_clear(tmp_path):
-    with pytest.raises(ConfigError, match="voting"):
+    # credit x topology: the message says what is missing and which methods fit
+    with pytest.raises(ConfigError, match=r"needs \['loo'\], which env.topology='think_solve' cannot provide; "
+                                          r"methods for this topology: \[.*'ccpo_tree'"):
         make_trainer(tmp_path, "credit.method=voting")
-    with pytest.raises(ConfigError, match="think_solve"):
+    with pytest.raises(ConfigError, match=r"needs \['solo', 'thoughts'\], which env.topology='voting' cannot "
+                                          r"provide; methods for this topology: \['shared', 'voting'\]"):
         make_trainer(tmp_path, "env.topology=voting", "credit.method=ccpo_tree", topology="voting")
+    # schedule x roles
+    with pytest.raises(ConfigError, match="alternate' needs at least two trained roles"):
+        make_trainer(tmp_path, "train.schedule=alternate", "train.train_roles=[solver]")
+    with pytest.raises(ConfigError, match=r"train.train_roles names role\(s\) \['critic'\]"):
+        make_trainer(tmp_path, "train.train_roles=[critic]")
     with pytest.raises(ConfigError, match="answers_per_thought >= 2"):
         make_trainer(tmp_path, "rollout.answers_per_thought=1")
     with pytest.raises(ConfigError, match="divisible"):
         make_trainer(tmp_path, "rollout.prompts_per_step=3", accelerator=_FakeAccelerator(2))
-    with pytest.raises((OSError, ValueError), match="nonexistent-model"):
+    with pytest.raises(ConfigError, match="model folder '/nonexistent-model' does not exist"):
         make_trainer(tmp_path, "policy.model=/nonexistent-model")
 
 

@@ -18,6 +18,8 @@ import pytest
 import torch
 
 from ccpo_agents.models import warmstart as ws
+from ccpo_agents.models.registry import ModelNotFoundError
+from ccpo_agents.models.sft import collate
 from ccpo_agents.models.warmstart import WarmStartRecipe, build_warmstart, make_sft_examples
 from ccpo_agents.policies.hf import HFPolicy
 from ccpo_agents.policies.roles import DEFAULT_SYSTEM_PROMPTS
@@ -164,7 +166,7 @@ def test_batches_follow_the_mix_and_are_seeded(tiny_tokenizer: Any) -> None:
 def test_loss_is_masked_to_the_completion(tiny_tokenizer: Any) -> None:
     examples = make_sft_examples(QUICK.replace(levels=[1, 2]), tiny_tokenizer, 4)
     pad = tiny_tokenizer.pad_token_id
-    batch = ws._collate(examples, pad)
+    batch = collate(examples, pad)
     for r, ex in enumerate(examples):
         n_p, n_c = len(ex.prompt_ids), len(ex.completion_ids)
         assert batch["input_ids"][r, : n_p + n_c].tolist() == ex.prompt_ids + ex.completion_ids
@@ -198,7 +200,7 @@ def test_arith_warmstart_name_resolves(
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), saved.state_dict().values()))
     policy = HFPolicy.from_pretrained("arith-warmstart", device="cpu", role="solver")
     assert policy.tokenizer.eos_token == tok.eos_token
-    with pytest.raises(ValueError, match="valid names"):
+    with pytest.raises(ModelNotFoundError, match="Did you mean 'arith-warmstart'"):
         load_model_and_tokenizer("arith-warmstart-nope")
 
 
@@ -252,3 +254,42 @@ def test_init_from_goes_on_training_the_built_parent(tmp_path: Path, monkeypatch
     assert child.fingerprint() != before
     with pytest.raises(ValueError, match="init_from"):
         WarmStartRecipe(init_from="gpt-2")
+
+
+def test_shipped_weights_are_what_the_name_resolves_to() -> None:
+    """``arith-warmstart`` resolves to the shipped folder (no build on first use) while the recipe is unchanged."""
+    shipped = ws.shipped_folder("arith-warmstart")
+    metrics = json.loads((shipped / "metrics.json").read_text())
+    assert metrics["fingerprint"] == ws.default_recipe().fingerprint()
+    assert json.loads((shipped / "recipe.json").read_text()) == ws.default_recipe().to_dict()
+    assert ws.resolve_warmstart("arith-warmstart") == shipped
+    assert (shipped / "model.safetensors").stat().st_size < 3_000_000
+
+
+@pytest.mark.slow
+def test_recipe_reproduces_the_shipped_weights(tmp_path: Path) -> None:
+    """Rebuild the default recipe from scratch (~3 min on 2 cores) and compare with the shipped weights.
+
+    Bit-for-bit reproduction holds for the versions the weights were built with (pinned in constraints/cpu.txt)
+    and the same torch thread count; elsewhere this test is skipped, not weakened.
+    """
+    import transformers
+    from safetensors.torch import load_file
+
+    shipped = ws.shipped_folder("arith-warmstart")
+    metrics = json.loads((shipped / "metrics.json").read_text())
+    if (torch.__version__, transformers.__version__) != (metrics["torch"], metrics["transformers"]):
+        pytest.skip(f"weights were built with torch {metrics['torch']} / transformers {metrics['transformers']}; "
+                    f"this is {torch.__version__} / {transformers.__version__} (see constraints/cpu.txt)")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(metrics["torch_threads"])
+    try:
+        built = build_warmstart(ws.default_recipe().replace(eval_problems=0), cache_dir=tmp_path, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    a, b = load_file(built / "model.safetensors"), load_file(shipped / "model.safetensors")
+    assert a.keys() == b.keys()
+    worst = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert worst <= 1e-6, f"rebuilt weights differ from the shipped ones by up to {worst}"
+    curve = json.loads((built / "metrics.json").read_text())["loss_curve"]
+    assert curve == metrics["loss_curve"]

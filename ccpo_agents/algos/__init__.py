@@ -1,4 +1,4 @@
-"""Advantage estimators, policy losses, KL/entropy terms and their configs (SPEC §5).
+"""Advantage estimators, policy losses, KL/entropy terms and their configs (group-relative estimators as in GRPO/Dr.GRPO/RLOO/REINFORCE++; PPO-clip and GSPO losses).
 
 Pure functions on tensors, selectable by name through registries::
 
@@ -10,12 +10,16 @@ Pure functions on tensors, selectable by name through registries::
         loss.backward()
 """
 
+from ccpo_agents.config.algo import EstimatorConfig, LossConfig
+from ccpo_env.registry import Registry, UnknownNameError
+
 from .advantages import (
     ESTIMATORS,
     AdvantageEstimator,
     GroupIds,
     compute_advantages,
     dr_grpo_advantages,
+    estimate_advantages,
     get_estimator,
     group_index,
     grpo_advantages,
@@ -25,7 +29,6 @@ from .advantages import (
     reinforce_pp_baseline_advantages,
     rloo_advantages,
 )
-from .config import EstimatorConfig, LossConfig
 from .kl import KL_KINDS, entropy_from_logits, kl_penalty
 from .losses import (
     AGG_MODES,
@@ -43,9 +46,9 @@ from .losses import (
     policy_loss,
     ppo_token_loss,
     register_loss,
+    resolved_agg,
 )
 from .masked import as_bool_mask, masked_mean, masked_sum
-from .registry import Registry, UnknownNameError
 
 __all__ = [
     # advantages
@@ -78,6 +81,8 @@ __all__ = [
     "apply_truncation_mask",
     "policy_loss",
     "compute_policy_objective",
+    "estimate_advantages",
+    "resolved_agg",
     # kl / entropy / masked
     "KL_KINDS",
     "kl_penalty",

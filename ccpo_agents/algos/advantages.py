@@ -33,7 +33,7 @@ Conventions (and why):
   integer rewards). Non-finite rewards are not rejected: they propagate to their group (to the whole batch for
   the batch-whitened estimators) and the loss reports ``nonfinite`` so the trainer skips that update.
 
-**Already-baselined signals** (SPEC §4). A credit method such as ``ccpo_tree`` may return a Thinker signal
+**Already-baselined signals**. A credit method such as ``ccpo_tree`` may return a Thinker signal
 Δ_j = V(t_j) − V_solo that *is* a counterfactual advantage (its baseline is the solo rollouts) and has already
 been scaled by the credit's global-history normalizer. Centring it again on its group mean would cancel V_solo
 and turn it back into a plain per-thought value. With ``baselined=True``:
@@ -56,9 +56,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .registry import Registry
+from ccpo_agents.config.algo import EstimatorConfig
+from ccpo_env.registry import Registry
 
 __all__ = [
+    "estimate_advantages",
     "GroupIds",
     "AdvantageEstimator",
     "ESTIMATORS",
@@ -343,3 +345,13 @@ def compute_advantages(
     if group_ids is not None:
         group_ids, _ = group_index(group_ids, device=r.device)  # arbitrary keys -> contiguous LongTensor once
     return fn(r, group_ids, baselined=baselined, eps=eps, **kwargs)
+
+
+def estimate_advantages(
+    config: EstimatorConfig, rewards: Tensor | Sequence[float], group_ids: GroupIds | None, *, baselined: bool = False
+) -> Tensor:
+    """Advantages ``Tensor[B]`` under an :class:`~ccpo_agents.config.algo.EstimatorConfig`; ``baselined`` comes
+    from the credit method that produced ``rewards`` (honoured unless ``config.respect_baselined`` is off)."""
+    kwargs: dict[str, Any] = {"norm_by_std": False} if config.name == "grpo" and not config.norm_by_std else {}
+    return compute_advantages(config.name, rewards, group_ids, baselined=baselined and config.respect_baselined,
+                              eps=config.eps, **kwargs)

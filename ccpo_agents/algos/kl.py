@@ -16,9 +16,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ccpo_agents.config.algo import KL_KINDS
+
 __all__ = ["KL_KINDS", "kl_penalty", "entropy_from_logits"]
 
-KL_KINDS: tuple[str, ...] = ("k1", "k2", "k3", "low_var_kl", "abs")
 
 # verl's stability clamps for k3: the log-ratio before exp, and the resulting per-token KL.
 _K3_LOG_RATIO_CLAMP = 20.0

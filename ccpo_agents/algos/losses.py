@@ -47,24 +47,23 @@ NaN safety
 Padded positions are replaced by 0 with ``torch.where`` before any math (``-inf`` pad log-probs would otherwise
 make ``0 · inf = NaN`` values or gradients). ``metrics["nonfinite"]`` is ``True`` when any *valid* position of
 the inputs, or the resulting loss, is non-finite; the loss is then returned as computed (possibly NaN) and the
-trainer must skip the update (SPEC §8).
+trainer must skip the update (and log it) rather than step on a NaN.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
+from ccpo_agents.config.algo import AGG_MODES, LossConfig
+from ccpo_env.registry import Registry
+
 from .kl import entropy_from_logits, kl_penalty
 from .masked import as_bool_mask, masked_mean, masked_sum
-from .registry import Registry
-
-if TYPE_CHECKING:
-    from .config import LossConfig
 
 __all__ = [
     "AGG_MODES",
@@ -82,9 +81,9 @@ __all__ = [
     "apply_truncation_mask",
     "policy_loss",
     "compute_policy_objective",
+    "resolved_agg",
 ]
 
-AGG_MODES: tuple[str, ...] = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 
 _LOG_RATIO_CLAMP = 20.0  # verl: clamp log π_θ − log π_old to ±20 before exp
 _GSPO_LOG_RATIO_MAX = 10.0  # verl: clamp log s_i,t at 10
@@ -492,7 +491,6 @@ def compute_policy_objective(
         ``ref_logprobs`` is given), ``entropy`` (token mean, when available), ``truncated_frac`` (when
         ``truncated`` is given). ``nonfinite`` also covers ``ref_logprobs``/``entropy``/``logits``.
     """
-    from .config import LossConfig  # local: config imports this module
 
     cfg = config if config is not None else LossConfig()
     if cfg.mask_truncated and truncated is None:
@@ -551,3 +549,8 @@ def compute_policy_objective(
     metrics["loss"] = total.detach()
     metrics["nonfinite"] = metrics["nonfinite"] | ~torch.isfinite(total.detach())
     return total, _to_python(metrics)
+
+
+def resolved_agg(config: LossConfig) -> str:
+    """The aggregation mode a :class:`~ccpo_agents.config.algo.LossConfig` uses (``agg`` or its loss's default)."""
+    return config.agg if config.agg is not None else get_loss(config.name).agg

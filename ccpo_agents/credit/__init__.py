@@ -1,6 +1,6 @@
 """Credit assignment: map a team's shared outcome to a per-agent scalar reward per episode.
 
-Pure numpy functions selectable by name (SPEC §4)::
+Pure numpy functions selectable by name (shared reward, the CCPO counterfactual variants, SEPO, voting)::
 
     from ccpo_agents.credit import CreditAssigner, CreditBatch
 

@@ -9,7 +9,7 @@ Everything is numpy. Torch tensors are accepted on input (they are moved to CPU 
 outputs are always numpy arrays.
 
 Reward convention: ``R_joint`` takes the two values ``reward_low``/``reward_high`` (``-1``/``+1``
-by default, ``0``/``1`` also common). SPEC §4 writes its tests as ``R > 0`` assuming ``±1``; here
+by default, ``0``/``1`` also common). The paper writes its tests as ``R > 0`` assuming ``±1``; here
 a reward counts as a **success** when ``R > midpoint`` and as a **failure** when ``R < midpoint``
 with ``midpoint = (reward_low + reward_high) / 2``. For binary rewards this is exactly ``R > 0``
 (±1) or ``R == 1`` ({0,1}); a reward equal to the midpoint is neither.

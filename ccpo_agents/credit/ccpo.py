@@ -1,7 +1,7 @@
 """Counterfactual marginal credit for the Think–Solve dyad: ``Δ = R_joint − R_¬thinker``.
 
 ``R_¬thinker`` is the Solver answering alone (the Thinker removed through the env's counterfactual
-hook). Three variants (SPEC §4):
+hook). Three variants:
 
 * ``ccpo_paired`` (paper v1): joint rollout k paired with solo rollout k of the same prompt;
   history-normalised and shaped (tanh for the Thinker, a history gate for the Solver).

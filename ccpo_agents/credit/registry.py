@@ -23,13 +23,15 @@ a :class:`CreditResult` or a plain ``dict[role, array]`` (grouped by prompt, bas
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from ccpo_env.registry import Registry
+from ccpo_env.topology import PROVIDES
 
 from .batch import CreditBatch, CreditResult
 from .normalizer import GlobalHistoryNormalizer
@@ -45,14 +47,14 @@ __all__ = [
 ]
 
 #: What a method may need besides the joint rewards, and how the batch provides it.
-NEEDS: dict[str, str] = {
-    "solo": "Thinker-removed (solo) rollouts: CreditBatch.solo_reward and solo_group",
-    "thoughts": "thought ids (m >= 2 answers per thought): CreditBatch.thought",
-    "ratings": "SEPO ratings: CreditBatch.ratings (see sepo.ratings_from_texts)",
-    "loo": "leave-one-out rewards R_not_i: CreditBatch.loo_reward [E, N] (VotingEnv.counterfactual_rewards())",
+_BATCH_FIELD = {
+    "solo": "CreditBatch.solo_reward and solo_group",
+    "thoughts": "CreditBatch.thought",
+    "ratings": "CreditBatch.ratings (see sepo.ratings_from_texts)",
+    "loo": "CreditBatch.loo_reward [E, N] (VotingEnv.counterfactual_rewards())",
 }
+NEEDS: dict[str, str] = {name: f"{PROVIDES[name]}: {where}" for name, where in _BATCH_FIELD.items()}
 _NUM_SOLO = ("none", "paired", "per_prompt")
-_ALIASES = {"voting_loo": "voting", "loo": "voting"}
 
 
 @dataclass(frozen=True)
@@ -190,7 +192,7 @@ class CreditSpec:
         return out
 
 
-_REGISTRY: dict[str, CreditSpec] = {}
+_REGISTRY: Registry[CreditSpec] = Registry("credit method")
 
 
 def register_credit(
@@ -238,7 +240,7 @@ def register_credit(
         params = inspect.signature(f).parameters
         if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
             params = {"config": None, "normalizer": None}  # **kwargs: pass both
-        _REGISTRY[name] = CreditSpec(
+        _REGISTRY.register(name, CreditSpec(
             name=name,
             fn=f,
             baselined_roles=tuple(baselined_roles),
@@ -248,7 +250,7 @@ def register_credit(
             config_cls=config_cls or NoConfig,
             description=(inspect.getdoc(f) or "").split("\n", 1)[0],
             _params=frozenset(p for p in ("config", "normalizer") if p in params),
-        )
+        ), overwrite=True)
         return f
 
     return decorator if fn is None else decorator(fn)
@@ -256,17 +258,12 @@ def register_credit(
 
 def get_credit(name: str) -> CreditSpec:
     """The registry entry for ``name`` (aliases: ``voting_loo``/``loo`` -> ``voting``)."""
-    key = _ALIASES.get(name, name)
-    if key not in _REGISTRY:
-        close = difflib.get_close_matches(str(name), list(_REGISTRY) + list(_ALIASES), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown credit method {name!r}.{hint} Valid: {list_credits()}")
-    return _REGISTRY[key]
+    return _REGISTRY.get(name)
 
 
 def list_credits() -> list[str]:
     """Registered names, sorted."""
-    return sorted(_REGISTRY)
+    return sorted(_REGISTRY.names())
 
 
 def assign_credit(name: str, batch: CreditBatch, config: Any = None,

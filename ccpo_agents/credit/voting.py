@@ -14,7 +14,7 @@ import numpy as np
 
 from .batch import CreditBatch, CreditResult
 from .normalizer import GlobalHistoryNormalizer
-from .registry import register_credit
+from .registry import _REGISTRY, register_credit
 
 __all__ = ["VotingConfig", "voting_loo"]
 
@@ -62,3 +62,7 @@ def voting_loo(batch: CreditBatch, config: VotingConfig,
         baselined={role: True for role in batch.roles},
         metrics=metrics,
     )
+
+
+for _alias in ("voting_loo", "loo"):
+    _REGISTRY.alias(_alias, "voting")

@@ -30,10 +30,8 @@ import argparse
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import random
-import re
 import shutil
 import sys
 import tempfile
@@ -44,15 +42,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
+from ccpo_agents.models.sft import SFTConfig, SFTExample, train_sft
 from ccpo_env import TEMPLATE_PRESETS, ThinkSolveEnv
-from ccpo_env.data.arith import ArithDataset, arith_oracle_thought
+from ccpo_env.data.arith import ArithDataset, arith_oracle_thought, arith_thought_correct
+from ccpo_env.topology import SOLVER, THINKER
 
 __all__ = [
     "CODE_VERSION", "EXAMPLE_KINDS", "WARMSTART_NAMES", "SFTExample", "WarmStartRecipe", "build_warmstart",
-    "default_cache_dir", "default_recipe", "evaluate_warmstart", "format_table", "make_sft_examples",
-    "resolve_warmstart", "sample_batches", "train_sft",
+    "default_cache_dir", "default_recipe", "evaluate_warmstart", "make_sft_examples",
+    "resolve_warmstart", "sample_batches", "train_warmstart_sft",
 ]  # fmt: skip
 
 #: Bumped whenever the build code changes what a recipe produces (part of every fingerprint).
@@ -60,6 +59,8 @@ CODE_VERSION = "warmstart-v1"
 #: Model names the loader resolves through this module.
 WARMSTART_NAMES = ("arith-warmstart", "arith-warmstart-freeride")
 EXAMPLE_KINDS = ("thinker", "solver_joint", "solver_solo", "solver_easy")
+#: The package folder holding shipped warm-start weights (``weights/<name>/``, written by ``--ship``).
+SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
 
 
 @dataclass
@@ -174,6 +175,11 @@ class WarmStartRecipe:
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
+    def sft_config(self) -> SFTConfig:
+        """The optimiser settings of this recipe's SFT phase."""
+        return SFTConfig(lr=self.lr, weight_decay=self.weight_decay, warmup_steps=self.warmup_steps,
+                         max_grad_norm=self.max_grad_norm)
+
     def replace(self, **changes: Any) -> WarmStartRecipe:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
@@ -204,18 +210,6 @@ def default_cache_dir() -> Path:
 
 
 # ---------------------------------------------------------------------------------------------- examples
-@dataclass
-class SFTExample:
-    """One supervised example: ``prompt_ids`` (what the policy feeds the model) + ``completion_ids``."""
-
-    kind: str
-    prompt_ids: list[int]
-    completion_ids: list[int]
-    observation: str
-    target: str
-    noisy: bool = False
-
-
 def _corrupt(thought: str, rng: random.Random) -> str:
     """Change one digit of one intermediate result (never to the same digit, never a leading zero)."""
     steps = thought.split(", ")
@@ -325,20 +319,6 @@ def sample_batches(recipe: WarmStartRecipe, pool: Sequence[SFTExample]) -> list[
     return batches
 
 
-def _collate(batch: Sequence[SFTExample], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded ``input_ids``/``attention_mask``, and ``labels`` that are -100 outside the completion."""
-    width = max(len(e.prompt_ids) + len(e.completion_ids) for e in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(batch), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for r, e in enumerate(batch):
-        seq = e.prompt_ids + e.completion_ids
-        ids[r, : len(seq)] = torch.tensor(seq)
-        mask[r, : len(seq)] = 1
-        labels[r, len(e.prompt_ids) : len(seq)] = torch.tensor(e.completion_ids)
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
-
-
 # ---------------------------------------------------------------------------------------------- training
 def _build_model(recipe: WarmStartRecipe) -> tuple[Any, Any]:
     from ccpo_agents.models.tiny import TINY_PRESETS, build_tiny_model, train_tokenizer
@@ -348,46 +328,14 @@ def _build_model(recipe: WarmStartRecipe) -> tuple[Any, Any]:
     return build_tiny_model(tokenizer, seed=recipe.seed, **dims), tokenizer
 
 
-def _lr_factor(step: int, recipe: WarmStartRecipe) -> float:
-    """Linear warmup, then cosine decay to 10% of the peak."""
-    if step < recipe.warmup_steps:
-        return (step + 1) / recipe.warmup_steps
-    t = min(1.0, (step - recipe.warmup_steps) / max(1, recipe.num_steps - recipe.warmup_steps))
-    return 0.1 + 0.45 * (1.0 + math.cos(math.pi * t))
-
-
-def train_sft(
+def train_warmstart_sft(
     model: Any, tokenizer: Any, recipe: WarmStartRecipe, *, progress: bool = True, log_every: int = 10,
     callback: Callable[[int, Any], None] | None = None,
 ) -> list[dict[str, float]]:  # fmt: skip
-    """Run the recipe's SFT on ``model`` in place; return the loss curve (mean per ``log_every`` steps).
-
-    ``callback(step, model)`` runs every ``log_every`` steps (e.g. to evaluate along the way).
-    """
+    """The recipe's SFT phase on ``model`` (in place): its example pool, its batches, :func:`train_sft`."""
     batches = sample_batches(recipe, make_sft_examples(recipe, tokenizer))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, recipe))
-    curve: list[dict[str, float]] = []
-    window: list[float] = []
-    model.train()
-    bar = tqdm(range(recipe.num_steps), desc="warm-start SFT", disable=not progress, leave=False)
-    for step in bar:
-        loss = model(**_collate(batches[step], tokenizer.pad_token_id)).loss  # mean over completion tokens
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        window.append(loss.item())
-        if len(window) == log_every or step == recipe.num_steps - 1:
-            curve.append({"step": step + 1, "loss": round(sum(window) / len(window), 5)})
-            bar.set_postfix(loss=f"{curve[-1]['loss']:.3f}")
-            window = []
-            if callback is not None:
-                callback(step + 1, model)
-                model.train()
-    model.eval()
-    return curve
+    return train_sft(model, tokenizer, batches, recipe.sft_config(), progress=progress, log_every=log_every,
+                     callback=callback)
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
@@ -395,7 +343,8 @@ def evaluate_warmstart(
     model: Any, tokenizer: Any, recipe: WarmStartRecipe, *, num_problems: int | None = None,
     temperatures: Sequence[float | None] = (1.0, None), max_new_tokens: int = 32, seed: int = 0,
 ) -> dict[str, dict[str, Any]]:  # fmt: skip
-    """Accuracies on held-out arith TEST problems at the recipe's levels, through HFPolicy + rollout.
+    """Accuracies on held-out arith TEST problems at the recipe's levels, through
+    :func:`ccpo_agents.evaluation.evaluate_env`.
 
     Per temperature (``None`` = greedy; keys ``"T=1.0"``, ``"greedy"``): ``joint`` (own Thinker -> own
     Solver), ``oracle`` (Solver given the oracle thought), ``solo`` (Thinker removed), ``thinker`` (share of
@@ -403,77 +352,46 @@ def evaluate_warmstart(
     alone on the free-riding probe's one-operation items, ``n // 2`` of them), and the same per level under
     ``by_level``.
     """
-    from ccpo_agents.policies.base import GenerationConfig
+    from ccpo_agents.config.policy import GenerationConfig
+    from ccpo_agents.evaluation import evaluate_env
     from ccpo_agents.policies.hf import HFPolicy
-    from ccpo_env.rollout import rollout
 
     n = recipe.eval_problems if num_problems is None else num_problems
+    templates = TEMPLATE_PRESETS[recipe.templates]
     data = ArithDataset("test", list(recipe.levels), seed=recipe.eval_seed, size=n)
-    env = ThinkSolveEnv(dataset=data, templates=TEMPLATE_PRESETS[recipe.templates])
+    env = ThinkSolveEnv(dataset=data, templates=templates)
     oracle: dict[str, str] = {}
     for i in range(n):
         env.reset(seed=0, options={"problem": i})
-        oracle[str(env.observe("thinker"))] = arith_oracle_thought(data[i])
-    oracle_thinker = lambda obs: [oracle[o] for o in obs]  # noqa: E731
-    n_easy = max(1, n // 2)
-    easy_env = ThinkSolveEnv(
-        dataset=ArithDataset("test", list(recipe.levels), seed=recipe.eval_seed, size=n_easy, variant="freeride",
-                             easy_fraction=1.0),
-        templates=TEMPLATE_PRESETS[recipe.templates],
-    )  # fmt: skip
+        oracle[str(env.observe(THINKER))] = arith_oracle_thought(data[i])
+    easy_data = ArithDataset("test", list(recipe.levels), seed=recipe.eval_seed, size=max(1, n // 2),
+                             variant="freeride", easy_fraction=1.0)  # fmt: skip
+    easy_env = ThinkSolveEnv(dataset=easy_data, templates=templates)
     results: dict[str, dict[str, Any]] = {}
     for temp in temperatures:
-        sample = temp is not None
-        gen = GenerationConfig(max_new_tokens=max_new_tokens, temperature=temp or 1.0, do_sample=sample)
-        policies = {
-            role: HFPolicy(model, tokenizer, role=role, generation=gen,
-                           system_prompt=recipe.system_prompts.get(role) or None)
-            for role in ("thinker", "solver")
+        gen = GenerationConfig(max_new_tokens=max_new_tokens, temperature=temp or 1.0, do_sample=temp is not None)
+        policies = {role: HFPolicy(model, tokenizer, role=role, generation=gen,
+                                   system_prompt=recipe.system_prompts.get(role) or None)
+                    for role in (THINKER, SOLVER)}  # fmt: skip
+        team = evaluate_env(env, policies, seed=seed, thought_check=arith_thought_correct, group_by="level")
+        with_oracle = evaluate_env(env, {**policies, THINKER: lambda obs: [oracle[o] for o in obs]},
+                                   diagnostic=False, seed=seed, group_by="level")  # fmt: skip
+        easy = evaluate_env(easy_env, policies, seed=seed)
+        row = {"joint": team["pass@1"], "oracle": with_oracle["pass@1"], "solo": team["solo_pass@1"],
+               "thinker": team["thought_ok"], "easy_joint": easy["pass@1"], "easy_solo": easy["solo_pass@1"]}
+        row["by_level"] = {
+            level: {"joint": r["pass@1"], "solo": r["solo_pass@1"], "thinker": r["thought_ok"],
+                    "oracle": with_oracle["by_level"][level]["pass@1"]}
+            for level, r in team["by_level"].items()
         }  # fmt: skip
-        team = rollout(env, policies, list(range(n)), counterfactuals=[["thinker"]], seed=seed)
-        with_oracle = rollout(env, {**policies, "thinker": oracle_thinker}, list(range(n)), seed=seed)
-        rows: dict[str, list[tuple[int, bool]]] = {"joint": [], "oracle": [], "solo": [], "thinker": []}
-        for ep in team:
-            problem = data[ep.problem_index]
-            level = problem.extras["level"]
-            rows["solo" if ep.removed else "joint"].append((level, ep.correct))
-            if not ep.removed:
-                rows["thinker"].append((level, _has_steps(ep.turns[0].action, problem.extras["steps"])))
-        rows["oracle"] = [(data[ep.problem_index].extras["level"], ep.correct) for ep in with_oracle]
-        easy = rollout(easy_env, policies, list(range(n_easy)), counterfactuals=[["thinker"]], seed=seed)
-        easy_rows = {k: [(0, ep.correct) for ep in easy if bool(ep.removed) == (k == "easy_solo")]
-                     for k in ("easy_joint", "easy_solo")}  # fmt: skip
-        key = "greedy" if temp is None else f"T={temp}"
-        results[key] = {k: _mean(v) for k, v in {**rows, **easy_rows}.items()}
-        results[key]["by_level"] = {
-            lv: {k: _mean([r for r in v if r[0] == lv]) for k, v in rows.items()}
-            for lv in sorted(set(recipe.levels))
-        }  # fmt: skip
+        results["greedy" if temp is None else f"T={temp}"] = row
     return results
 
 
-def _has_steps(thought: str, steps: Sequence[str]) -> bool:
-    """Whether ``thought`` holds every ``x*y=v`` of ``steps`` (spaces ignored; ``7*8=560`` is wrong)."""
-    flat = thought.replace(" ", "")
-    return all(re.search(rf"(?<![\d*+-]){re.escape(s)}(?!\d)", flat) for s in steps)
-
-
-def _mean(rows: list[tuple[int, bool]]) -> float:
-    return round(sum(c for _, c in rows) / len(rows), 4) if rows else float("nan")
-
-
-def format_table(accuracy: dict[str, dict[str, Any]]) -> str:
-    """The accuracy table (a)-(d) as text, one column per temperature."""
-    names = {"joint": "(a) joint", "oracle": "(b) Solver + oracle thought", "solo": "(c) Solver alone",
-             "thinker": "(d) Thinker correct", "easy_joint": "(e) one-op item, team",
-             "easy_solo": "(f) one-op item, Solver alone"}  # fmt: skip
-    lines = [" " * 30 + "".join(f"{c:>10}" for c in accuracy)]
-    lines += [
-        f"{label:30}" + "".join(f"{accuracy[c].get(k, math.nan):>10.1%}" for c in accuracy)
-        for k, label in names.items()
-        if any(k in accuracy[c] for c in accuracy)  # metrics.json of older builds lack (e)/(f)
-    ]
-    return "\n".join(lines)
+#: Row labels of the warm-start accuracy table.
+TABLE_ROWS = {"joint": "(a) joint", "oracle": "(b) Solver + oracle thought", "solo": "(c) Solver alone",
+              "thinker": "(d) Thinker correct", "easy_joint": "(e) one-op item, team",
+              "easy_solo": "(f) one-op item, Solver alone"}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------- build, cache
@@ -509,7 +427,7 @@ def build_warmstart(
             model, tokenizer = load_tiny(parent)
         else:
             model, tokenizer = _build_model(recipe)
-        curve = train_sft(model, tokenizer, recipe, progress=progress)
+        curve = train_warmstart_sft(model, tokenizer, recipe, progress=progress)
         t1 = time.perf_counter()
         accuracy = evaluate_warmstart(model, tokenizer, recipe) if recipe.eval_problems > 0 else {}
     metrics = {
@@ -538,11 +456,26 @@ def build_warmstart(
     return target
 
 
+def shipped_folder(name: str) -> Path:
+    """Where the package ships the weights of warm start ``name`` (they may be absent)."""
+    return SHIPPED_DIR / name
+
+
 def resolve_warmstart(name: str, *, progress: bool = True) -> Path:
-    """The folder for a warm-start model name (:data:`WARMSTART_NAMES`), built on first use."""
+    """The folder for a warm-start model name (:data:`WARMSTART_NAMES`).
+
+    The shipped weights when the package has them for the current recipe (same fingerprint), so the first
+    ``ccpo train`` starts at once and every install starts from the same weights; otherwise the cached build,
+    built on first use.
+    """
     if name not in WARMSTART_NAMES:
         raise ValueError(f"unknown warm-start model {name!r}; valid names: {list(WARMSTART_NAMES)}")
-    return build_warmstart(default_recipe(name), progress=progress)
+    recipe = default_recipe(name)
+    shipped = shipped_folder(name)
+    manifest = shipped / "metrics.json"
+    if manifest.is_file() and json.loads(manifest.read_text()).get("fingerprint") == recipe.fingerprint():
+        return shipped
+    return build_warmstart(recipe, progress=progress)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -555,6 +488,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--eval-problems", type=int, default=None, help="TEST problems for --eval")
     parser.add_argument("--cache-dir", default=None, help="default: $CCPO_CACHE_DIR/warmstart")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--ship", action="store_true",
+                        help="copy the built folder into the package (ccpo_agents/models/weights/NAME)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     recipe = default_recipe(args.name)
@@ -564,12 +499,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"warm start: {path}\nthis call: {time.perf_counter() - t0:.1f}s; build (when made): "
           f"{metrics['build_seconds']}s, {metrics['num_parameters']:,} parameters")  # fmt: skip
     accuracy = metrics["accuracy"]
+    if args.ship:
+        shipped = shipped_folder(args.name)
+        shutil.rmtree(shipped, ignore_errors=True)
+        shutil.copytree(path, shipped)
+        print(f"shipped: {shipped}")
     if args.eval:
         from ccpo_agents.models.tiny import load_tiny
 
         accuracy = evaluate_warmstart(*load_tiny(path), recipe, num_problems=args.eval_problems)
     if accuracy:
-        print(format_table(accuracy))
+        from ccpo_agents.evaluation import format_metric_table
+
+        print(format_metric_table(accuracy, TABLE_ROWS))
     return 0
 
 

@@ -52,7 +52,6 @@ from ccpo_agents.policies.base import (
     GenerationConfig,
     LoraSettings,
     PolicyStats,
-    derive_seed,
     encode_prompt,
     group_duplicates,
 )
@@ -64,6 +63,7 @@ from ccpo_agents.policies.loading import (
 )
 from ccpo_agents.policies.scoring import pad_batch, sequence_logprobs
 from ccpo_env.records import Generation
+from ccpo_env.seeding import stable_seed
 
 __all__ = ["HFPolicy"]
 
@@ -244,7 +244,7 @@ class HFPolicy:
                 chunk = rows[c0 : c0 + per_call]
                 seed = None
                 if seeds is not None:
-                    seed = derive_seed("hf", n, *(seeds[groups[gi][s]] for gi, st in chunk for s in range(st, st + n)))
+                    seed = stable_seed("hf", n, *(seeds[groups[gi][s]] for gi, st in chunk for s in range(st, st + n)))
                 samples = self._generate([prompts[gi] for gi, _ in chunk], n, seed)
                 for j, (gi, start) in enumerate(chunk):
                     drawn = samples[j * n : (j + 1) * n]
@@ -330,8 +330,8 @@ class HFPolicy:
         for i, p in enumerate(prompts):
             input_ids[i, width - len(p) :] = torch.as_tensor(p, dtype=torch.long)
             attention[i, width - len(p) :] = 1
-        recorder = _LogprobRecorder()
-        processors = LogitsProcessorList([*self._warpers(), recorder])
+        recorder = _LogprobRecorder() if self.generation.logprobs else None
+        processors = LogitsProcessorList([*self._warpers(), *([recorder] if recorder is not None else [])])
         t0 = time.perf_counter()
         with torch.random.fork_rng(devices=_rng_devices(device), enabled=seed is not None):
             if seed is not None:
@@ -347,7 +347,7 @@ class HFPolicy:
         self.stats.generate_input_rows += len(prompts)
         completion = out.sequences[:, width:]
         token_lists = completion.tolist()
-        logprob_lists = recorder.finish(completion).tolist()
+        logprob_lists = recorder.finish(completion).tolist() if recorder is not None else [None] * len(token_lists)
         stop = set(self.stop_token_ids)
         extra = {k: v for k, v in (("role", self.role), ("adapter", self.adapter)) if v is not None}
         results = []
@@ -360,7 +360,7 @@ class HFPolicy:
                 Generation(
                     text=self.tokenizer.decode(ids, skip_special_tokens=self.generation.skip_special_tokens),
                     token_ids=ids,
-                    logprobs=lps[: len(ids)],
+                    logprobs=lps[: len(ids)] if lps is not None else None,
                     prompt_token_ids=list(prompts[row // n]),
                     truncated=end is None,
                     extra=dict(extra),
@@ -386,7 +386,7 @@ def _copy(g: Generation) -> Generation:
     return Generation(
         text=g.text,
         token_ids=list(g.token_ids or []),
-        logprobs=list(g.logprobs or []),
+        logprobs=None if g.logprobs is None else list(g.logprobs),
         prompt_token_ids=list(g.prompt_token_ids or []),
         truncated=g.truncated,
         extra=dict(g.extra),

@@ -1,4 +1,4 @@
-"""Loading models (dtype/device resolution, tiny presets) and managing peft LoRA adapters.
+"""Loading models (dtype/device resolution; names through the model registry) and managing peft LoRA adapters.
 
 Adapter switching here never changes ``requires_grad``: peft's own ``set_adapter``/``disable_adapter`` mark
 only the active adapter trainable, which would silently change what an optimizer or a DDP wrapper sees.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -62,31 +61,36 @@ def load_model_and_tokenizer(
     trust_remote_code: bool = False,
     seed: int = 0,
 ) -> tuple[Any, Any]:
-    """Load a causal LM and its tokenizer (``Auto*.from_pretrained``), in eval mode on ``device``.
+    """Load a causal LM and its tokenizer, in eval mode on ``device``.
 
-    A name from :data:`ccpo_agents.models.tiny.TINY_PRESETS` (``"tiny"``, ``"tiny-small"``, ...) that is not
-    an existing path builds that tiny model locally instead (random weights, seeded by ``seed``).
-    ``"arith-warmstart"`` (:mod:`ccpo_agents.models.warmstart`) is the tiny model warm-started on ``arith``:
-    built on first use, then loaded from its cache folder.
+    ``name_or_path`` resolves through :func:`ccpo_agents.models.registry.resolve_model`: an existing local
+    folder (``from_pretrained``), a registered name (tiny random shapes built in memory and seeded by ``seed``;
+    warm starts loaded from their folder), or a Hugging Face Hub id.
+
+    Raises:
+        ModelNotFoundError: the reference is none of these, or the Hub could not provide it (offline).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ccpo_agents.models.tiny import TINY_PRESETS, build_tiny
+    from ccpo_agents.models.registry import hub_error, resolve_model
 
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
-    if name_or_path in TINY_PRESETS and not Path(name_or_path).exists():
-        model, tokenizer = build_tiny(name_or_path, seed=seed)
+    source = resolve_model(name_or_path)
+    if source.entry is not None and source.entry.build is not None:
+        model, tokenizer = source.entry.build_model(seed)
         return model.to(device=dev, dtype=torch_dtype).eval(), tokenizer
-    if name_or_path.startswith("arith-warmstart") and not Path(name_or_path).exists():
-        from ccpo_agents.models.warmstart import resolve_warmstart
-
-        name_or_path = str(resolve_warmstart(name_or_path))
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    where = str(source.entry.resolve_folder()) if source.entry is not None else str(source.path or name_or_path)
     kwargs: dict[str, Any] = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
-    model = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(where, **kwargs)
+    except OSError as e:  # transformers raises OSError for "not found" / offline / no access
+        if source.kind == "hub":
+            raise hub_error(name_or_path, e) from None
+        raise
     return model.to(dev).eval(), tokenizer
 
 

@@ -25,12 +25,18 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
 
-from ccpo_agents.policies.base import GenerationConfig, LoraSettings
+from ccpo_agents.config.policy import (
+    DEFAULT_ROLES,
+    DEFAULT_SYSTEM_PROMPTS,
+    PARAMETERISATIONS,
+    GenerationConfig,
+    LoraSettings,
+    PolicyConfig,
+)
 from ccpo_agents.policies.hf import HFPolicy
 from ccpo_agents.policies.loading import (
     add_lora,
@@ -42,107 +48,6 @@ from ccpo_agents.policies.loading import (
 )
 
 __all__ = ["DEFAULT_ROLES", "DEFAULT_SYSTEM_PROMPTS", "PARAMETERISATIONS", "PolicyConfig", "RoleModels"]
-
-PARAMETERISATIONS = ("shared", "separate", "lora")
-DEFAULT_ROLES = ("thinker", "solver")
-DEFAULT_SYSTEM_PROMPTS: dict[str, str] = {
-    "thinker": "You are the Thinker. Write a plan with the key steps; do not give the final answer.",
-    "solver": "You are the Solver. Solve the problem and put the final answer in \\boxed{}.",
-}
-
-
-@dataclass
-class PolicyConfig:
-    """How to build the policies of a team.
-
-    Attributes:
-        model: model name/path for every role, or ``{role: name}`` (``"separate"`` only). Tiny preset names
-            (``"tiny"``, ``"tiny-small"``, ``"tiny-base"``) build a local random model. Default ``"tiny"``.
-        parameterisation: ``"shared"`` (default), ``"separate"`` or ``"lora"`` (see the module docstring).
-        lora_r: LoRA rank (default 8).
-        lora_alpha: LoRA alpha, scale ``alpha / r`` (default 16).
-        lora_dropout: LoRA dropout (default 0.0; keep 0 for RL, see :class:`LoraSettings`).
-        target_modules: modules to adapt, or ``"all-linear"`` (default).
-        dtype: ``"auto"`` (default: fp32 on CPU, bf16 on CUDA), ``"fp32"``, ``"bf16"``, ``"fp16"``.
-        device: ``None`` (default: CUDA if available, else CPU) or a device string.
-        attn_implementation: passed to ``from_pretrained`` (default ``None``: transformers' choice).
-        system_prompts: ``{role: system prompt}``; roles not listed get none. Default
-            :data:`DEFAULT_SYSTEM_PROMPTS` (Thinker and Solver).
-        generation: sampling settings for every role (default :class:`GenerationConfig`).
-        role_generation: per-role overrides of ``generation`` fields, e.g. ``{"thinker": {"max_new_tokens":
-            512}}`` (default none).
-        reference: keep a frozen copy of the initial weights as KL reference for ``"shared"``/``"separate"``
-            (default False; ``"lora"`` always has its base model as reference at no cost).
-        seed: seed for LoRA initialisation and tiny models (default 0).
-        trust_remote_code: passed to ``from_pretrained`` (default False).
-    """
-
-    model: str | dict[str, str] = "tiny"
-    parameterisation: str = "shared"
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.0
-    target_modules: list[str] | str = "all-linear"
-    dtype: str = "auto"
-    device: str | None = None
-    attn_implementation: str | None = None
-    system_prompts: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SYSTEM_PROMPTS))
-    generation: GenerationConfig = field(default_factory=GenerationConfig)
-    role_generation: dict[str, dict[str, Any]] = field(default_factory=dict)
-    reference: bool = False
-    seed: int = 0
-    trust_remote_code: bool = False
-
-    def __post_init__(self) -> None:
-        if self.parameterisation not in PARAMETERISATIONS:
-            raise ValueError(f"unknown parameterisation {self.parameterisation!r}; valid: {list(PARAMETERISATIONS)}")
-        if isinstance(self.model, Mapping) and self.parameterisation != "separate":
-            names = set(self.model.values())
-            if len(names) != 1:
-                raise ValueError(
-                    f"a different model per role needs parameterisation='separate' (got {self.parameterisation!r})"
-                )
-            self.model = names.pop()
-        if isinstance(self.generation, Mapping):
-            self.generation = _dataclass_from_dict(GenerationConfig, self.generation, "generation")
-        for role in self.role_generation:
-            self.generation_for(role)  # validate the overrides now rather than at first use
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PolicyConfig:
-        """Build from a plain dict (e.g. parsed YAML); unknown keys are an error naming the valid ones."""
-        return _dataclass_from_dict(cls, data, "policy")
-
-    def lora_settings(self) -> LoraSettings:
-        """The LoRA part of this config."""
-        return LoraSettings(r=self.lora_r, alpha=self.lora_alpha, dropout=self.lora_dropout,
-                            target_modules=self.target_modules)  # fmt: skip
-
-    def generation_for(self, role: str) -> GenerationConfig:
-        """``generation`` with the role's overrides applied."""
-        overrides = dict(self.role_generation.get(role) or {})
-        valid = {f.name for f in fields(GenerationConfig)}
-        unknown = set(overrides) - valid
-        if unknown:
-            raise ValueError(f"unknown generation keys for role {role!r}: {sorted(unknown)}; valid: {sorted(valid)}")
-        return self.generation.replace(**overrides) if overrides else self.generation
-
-    def model_name_for(self, role: str) -> str:
-        """The model name/path role ``role`` is built from."""
-        if isinstance(self.model, Mapping):
-            if role not in self.model:
-                raise ValueError(f"no model given for role {role!r}; model has roles {sorted(self.model)}")
-            return self.model[role]
-        return self.model
-
-
-def _dataclass_from_dict(cls: Any, data: Mapping[str, Any], what: str) -> Any:
-    valid = {f.name for f in fields(cls)}
-    unknown = set(data) - valid
-    if unknown:
-        raise ValueError(f"unknown {what} config keys {sorted(unknown)}; valid keys: {sorted(valid)}")
-    return cls(**data)
-
 
 class RoleModels:
     """The models, tokenizers, adapters and :class:`HFPolicy` objects of a team, one entry per role.
@@ -252,6 +157,10 @@ class RoleModels:
     def policies(self) -> dict[str, HFPolicy]:
         """``{role: policy}`` for every role."""
         return dict(self._policies)
+
+    def set_policy(self, role: str, policy: Any) -> None:
+        """Generate ``role``'s rollouts with ``policy`` (e.g. a ``VLLMPolicy``); training is unaffected."""
+        self._policies[self._role(role)] = policy
 
     def model_for(self, role: str) -> torch.nn.Module:
         """The module that scores/trains ``role`` (for ``"lora"`` the shared peft model: use :meth:`activate`)."""

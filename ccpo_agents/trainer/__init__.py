@@ -2,8 +2,8 @@
 
 from ccpo_agents.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ccpo_agents.trainer.logging import MetricsLogger, plot_curves
-from ccpo_agents.trainer.samples import RoleBatch, build_role_batches, role_of_agent
-from ccpo_agents.trainer.trainer import Trainer, build_env, roles_for_topology
+from ccpo_agents.trainer.samples import RoleBatch, build_role_batches
+from ccpo_agents.trainer.trainer import Trainer
 from ccpo_agents.trainer.update import RoleUpdate, update_role
 
 __all__ = [
@@ -11,13 +11,10 @@ __all__ = [
     "RoleBatch",
     "RoleUpdate",
     "Trainer",
-    "build_env",
     "build_role_batches",
     "latest_checkpoint",
     "load_checkpoint",
     "plot_curves",
-    "role_of_agent",
-    "roles_for_topology",
     "save_checkpoint",
     "update_role",
 ]

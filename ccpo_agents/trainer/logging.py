@@ -87,7 +87,7 @@ def plot_curves(history: list[dict[str, Any]], path: str | Path, *, title: str =
         return xs, ys
 
     panels = [
-        ("accuracy", ["rollout/joint_acc", "rollout/solo_acc", "eval/joint_acc", "eval/solo_acc"]),
+        ("accuracy: training rollouts vs held-out", list(_ACCURACY_LABELS)),
         ("role reward (credit)", [k for k in _keys(history) if k.endswith("/reward_mean") and "/" in k]),
         ("advantage std", [k for k in _keys(history) if k.endswith("/adv_std")]),
         ("credit", [k for k in _keys(history) if k.startswith("credit/") and k.endswith(("pos_frac", "gate"))]),
@@ -98,7 +98,9 @@ def plot_curves(history: list[dict[str, Any]], path: str | Path, *, title: str =
         for k in keys:
             xs, ys = series(k)
             if xs:
-                ax.plot(xs, ys, marker="o" if k.startswith("eval/") else None, label=k, linewidth=1.5)
+                held_out = k.startswith("eval/")
+                ax.plot(xs, ys, marker="o" if held_out else None, label=_ACCURACY_LABELS.get(k, k),
+                        linewidth=2.0 if held_out else 1.0, alpha=1.0 if held_out else 0.6)
         ax.set_title(t)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
@@ -110,6 +112,16 @@ def plot_curves(history: list[dict[str, Any]], path: str | Path, *, title: str =
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+#: What the accuracy curves are: training-rollout accuracy is on the problems being trained on (sampled), the
+#: held-out one on the evaluation split; only the second says whether the team generalises.
+_ACCURACY_LABELS = {
+    "rollout/joint_acc": "train rollouts: joint",
+    "rollout/solo_acc": "train rollouts: Thinker removed",
+    "eval/joint_acc": "held-out: joint",
+    "eval/solo_acc": "held-out: Thinker removed",
+}
 
 
 def _keys(history: list[dict[str, Any]]) -> list[str]:

@@ -15,8 +15,9 @@ import numpy as np
 
 from ccpo_agents.credit import CreditResult
 from ccpo_env.records import Episode, Generation
+from ccpo_env.topology import SOLVER, THINKER, VOTER, Topology
 
-__all__ = ["RoleBatch", "role_of_agent", "build_role_batches"]
+__all__ = ["RoleBatch", "build_role_batches"]
 
 
 @dataclass
@@ -45,11 +46,6 @@ class RoleBatch:
         return np.asarray(self.rewards, dtype=np.float64)
 
 
-def role_of_agent(agent: str, topology: str) -> str:
-    """The role an env agent plays: voters share the ``"voter"`` role; ThinkSolve agents are roles."""
-    return "voter" if topology == "voting" else agent
-
-
 def _generation(ep: Episode, agent: str) -> Generation:
     turn = ep.turn(agent)
     if turn is None:
@@ -76,8 +72,8 @@ def build_role_batches(
     credit: CreditResult,
     thought: np.ndarray,
     *,
-    topology: str,
-    roles: tuple[str, ...],
+    topology: Topology,
+    roles: tuple[str, ...] | None = None,
 ) -> dict[str, RoleBatch]:
     """Per-role samples from the joint episodes of this process and their credit.
 
@@ -85,34 +81,35 @@ def build_role_batches(
         joint: the joint episodes, aligned with the arrays of ``credit``.
         credit: the credit result (rewards, group keys, baselined flags per agent/role).
         thought: thought id per joint episode (``CreditBatch.thought``).
-        topology: ``"think_solve"`` or ``"voting"``.
-        roles: the roles to build batches for.
+        topology: the team's :class:`~ccpo_env.topology.Topology`.
+        roles: the roles to build batches for (default: all of the topology's).
     """
+    roles = topology.roles if roles is None else roles
     out: dict[str, RoleBatch] = {}
-    if topology == "think_solve":
-        if "thinker" in roles:
-            ids, mean, first = credit.per_thought("thinker", thought)
-            batch = RoleBatch("thinker", baselined=bool(credit.baselined["thinker"]))
+    if topology.group_by_thought:
+        if THINKER in roles:
+            ids, mean, first = credit.per_thought(THINKER, thought)
+            batch = RoleBatch(THINKER, baselined=bool(credit.baselined[THINKER]))
             for i, r in zip(first, mean):
-                batch.generations.append(_generation(joint[i], "thinker"))
+                batch.generations.append(_generation(joint[i], THINKER))
                 batch.rewards.append(float(r))
-                batch.group_keys.append(_key(credit.group_keys["thinker"][i]))
-            out["thinker"] = batch
-        if "solver" in roles:
-            batch = RoleBatch("solver", baselined=bool(credit.baselined["solver"]))
+                batch.group_keys.append(_key(credit.group_keys[THINKER][i]))
+            out[THINKER] = batch
+        if SOLVER in roles:
+            batch = RoleBatch(SOLVER, baselined=bool(credit.baselined[SOLVER]))
             for i, ep in enumerate(joint):
-                batch.generations.append(_generation(ep, "solver"))
-                batch.rewards.append(float(credit.rewards["solver"][i]))
-                batch.group_keys.append(_key(credit.group_keys["solver"][i]))
-            out["solver"] = batch
+                batch.generations.append(_generation(ep, SOLVER))
+                batch.rewards.append(float(credit.rewards[SOLVER][i]))
+                batch.group_keys.append(_key(credit.group_keys[SOLVER][i]))
+            out[SOLVER] = batch
         return out
-    # Voting: every voter's turn is a sample of the shared "voter" role.
-    if "voter" in roles:
+    # Several agents sharing one role (voters): every agent's turn is a sample of that role.
+    if VOTER in roles:
         agents = list(credit.rewards)
         flags = {bool(credit.baselined[a]) for a in agents}
         if len(flags) != 1:
             raise ValueError("voters with mixed baselined flags cannot share one role")
-        batch = RoleBatch("voter", baselined=flags.pop())
+        batch = RoleBatch(VOTER, baselined=flags.pop())
         for i, ep in enumerate(joint):
             for agent in agents:
                 if ep.turn(agent) is None:
@@ -120,5 +117,5 @@ def build_role_batches(
                 batch.generations.append(_generation(ep, agent))
                 batch.rewards.append(float(credit.rewards[agent][i]))
                 batch.group_keys.append(_key(credit.group_keys[agent][i]))
-        out["voter"] = batch
+        out[VOTER] = batch
     return out

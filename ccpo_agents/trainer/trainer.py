@@ -25,7 +25,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ccpo_agents.algos import estimate_advantages
 from ccpo_agents.config import ConfigError, ExperimentConfig
+from ccpo_agents.config.validate import check_config
 from ccpo_agents.credit import (
     CreditAssigner,
     CreditResult,
@@ -34,37 +36,19 @@ from ccpo_agents.credit import (
     credit_batch_from_episodes,
     ratings_from_texts,
 )
-from ccpo_agents.policies import RoleModels, derive_seed
+from ccpo_agents.envs import build_env
+from ccpo_agents.policies import RoleModels
 from ccpo_agents.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
 from ccpo_agents.trainer.logging import MetricsLogger, plot_curves
-from ccpo_agents.trainer.samples import build_role_batches, role_of_agent
+from ccpo_agents.trainer.samples import build_role_batches
 from ccpo_agents.trainer.update import RoleUpdate, update_role
-from ccpo_env import ThinkSolveEnv, VotingEnv, rollout
-from ccpo_env.prompts import TEMPLATE_PRESETS
+from ccpo_env import rollout
+from ccpo_env.seeding import stable_seed
+from ccpo_env.topology import SOLVER, THINKER, get_topology
 
-__all__ = ["Trainer", "build_env", "roles_for_topology"]
+__all__ = ["Trainer"]
 
 _UNBOUNDED = 10**8  # datasets at least this long (e.g. arith) are read in order, not shuffled
-
-
-def roles_for_topology(topology: str) -> tuple[str, ...]:
-    return ("voter",) if topology == "voting" else ("thinker", "solver")
-
-
-def build_env(env_cfg: Any, *, dataset: str | None = None, split: str | None = None,
-              dataset_options: dict[str, Any] | None = None, limit: int | None = None) -> ThinkSolveEnv | VotingEnv:
-    """The template env of an :class:`~ccpo_agents.config.EnvConfig` (optionally on another dataset/split)."""
-    kwargs: dict[str, Any] = dict(
-        split=split or env_cfg.split, data_dir=env_cfg.data_dir,
-        dataset_options=env_cfg.dataset_options if dataset_options is None else dataset_options,
-        limit=limit, reward_correct=env_cfg.reward_correct, reward_incorrect=env_cfg.reward_incorrect,
-        max_action_chars=env_cfg.max_action_chars, templates=TEMPLATE_PRESETS[env_cfg.templates],
-    )
-    name = dataset or env_cfg.dataset
-    if env_cfg.topology == "voting":
-        return VotingEnv(name, num_voters=env_cfg.num_voters, visible_votes=env_cfg.visible_votes,
-                         tie_break=env_cfg.tie_break, **kwargs)
-    return ThinkSolveEnv(name, **kwargs)
 
 
 class Trainer:
@@ -104,24 +88,24 @@ class Trainer:
                 f"processes ({self.world})"
             )
         self.output_dir = Path(cfg.train.output_dir)
-        self.topology = cfg.env.topology
-        self.role_names = roles_for_topology(self.topology)
+        check_config(cfg)  # the combination (credit x topology x estimator x schedule), once, before any model
+        self.topology = get_topology(cfg.env.topology)
+        self.role_names = self.topology.roles
         self.train_roles = tuple(cfg.train.train_roles or self.role_names)
-        unknown = [r for r in self.train_roles if r not in self.role_names]
-        if unknown:
-            raise ConfigError(f"train.train_roles has unknown role(s) {unknown}; roles are {list(self.role_names)}")
 
         self.credit = CreditAssigner(cfg.credit.method, cfg.credit.options or None,
                                      GlobalHistoryNormalizer(decay=cfg.credit.normalizer_decay,
                                                              per_source=cfg.credit.per_source))
         self.spec = self.credit.spec
-        self._check_credit_topology()
 
         self.env = env if env is not None else build_env(cfg.env)
         self.agents = list(self.env.possible_agents)
-        expected = {role_of_agent(a, self.topology) for a in self.agents}
-        if expected != set(self.role_names):
-            raise ConfigError(f"the env's agents {self.agents} do not fit env.topology={self.topology!r}")
+        try:
+            fits = {self.topology.role_of(a) for a in self.agents} == set(self.role_names)
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ConfigError(f"the env's agents {self.agents} do not fit env.topology={self.topology.name!r}")
 
         policy_cfg = cfg.policy
         if policy_cfg.device is None:
@@ -129,6 +113,15 @@ class Trainer:
         if cfg.algo.loss.kl_coef > 0 and policy_cfg.parameterisation != "lora" and not policy_cfg.reference:
             policy_cfg = dataclasses.replace(policy_cfg, reference=True)
         self.roles = role_models or RoleModels.from_config(policy_cfg, roles=self.role_names)
+        for policy in self.roles.policies().values():
+            if hasattr(policy, "generation"):  # the update scores completions itself (see GenerationConfig.logprobs)
+                policy.generation = policy.generation.replace(logprobs=False)
+        #: the vLLM engines generating the rollouts (``policy.backend=vllm``), synced after every step; or None
+        self.engine = None
+        if policy_cfg.backend == "vllm":
+            from ccpo_agents.policies.vllm_engine import VLLMRollout
+
+            self.engine = VLLMRollout(self.roles, policy_cfg, self.output_dir / f"engine-rank{self.rank}")
         if cfg.algo.loss.kl_coef > 0 and self.roles.parameterisation != "lora":
             try:
                 with self.roles.reference(self.role_names[0]):
@@ -160,25 +153,18 @@ class Trainer:
         self.step = 0
         self.data_position = 0
         self.history: list[dict[str, Any]] = []
-        self._np_rng = np.random.default_rng(derive_seed(cfg.train.seed, "update", self.rank))
+        #: ``(step, results)`` of the newest :meth:`evaluate` call, or None.
+        self.last_evaluation: tuple[int, dict[str, dict[str, Any]]] | None = None
+        self._np_rng = np.random.default_rng(stable_seed(cfg.train.seed, "update", self.rank))
         resume_from = latest_checkpoint(self.output_dir) if cfg.train.resume else None
         if resume_from is not None:
             self.load(resume_from)
+            if self.engine is not None:
+                self.engine.sync()
         self.logger = MetricsLogger(self.output_dir, tensorboard=cfg.train.tensorboard, enabled=acc.is_main_process,
                                     resume_step=self.step if resume_from is not None else None)
 
     # ------------------------------------------------------------------ setup helpers
-    def _check_credit_topology(self) -> None:
-        spec, name = self.spec, self.spec.name
-        if self.topology == "voting" and (spec.needs_solo or spec.needs_ratings or spec.needs_thoughts):
-            raise ConfigError(f"credit.method={name!r} is for the think_solve topology; voting supports 'shared' and 'voting'")
-        if self.topology == "think_solve" and spec.needs_loo:
-            raise ConfigError(f"credit.method={name!r} needs env.topology='voting'")
-        if spec.needs_thoughts and self.config.rollout.answers_per_thought < 2 and not getattr(
-            self.credit.config, "allow_single_answer", False
-        ):
-            raise ConfigError(f"credit.method={name!r} needs rollout.answers_per_thought >= 2 (m answers per thought)")
-
     def _lr_lambda(self, step: int) -> float:
         o = self.config.optim
         if o.warmup_steps and step < o.warmup_steps:
@@ -193,7 +179,7 @@ class Trainer:
 
     def policies(self) -> dict[str, Any]:
         """``{env agent: policy}`` for the rollout driver."""
-        return {a: self.roles.policy_for(role_of_agent(a, self.topology)) for a in self.agents}
+        return {a: self.roles.policy_for(self.topology.role_of(a)) for a in self.agents}
 
     def roles_this_step(self, step: int | None = None) -> tuple[str, ...]:
         """The roles updated at ``step`` under the schedule."""
@@ -208,7 +194,7 @@ class Trainer:
         if n >= _UNBOUNDED:
             return position % n
         epoch, offset = divmod(position, n)
-        perm = np.random.default_rng(derive_seed(self.config.train.seed, "data", epoch)).permutation(n)
+        perm = np.random.default_rng(stable_seed(self.config.train.seed, "data", epoch)).permutation(n)
         return int(perm[offset])
 
     # ------------------------------------------------------------------ one step
@@ -219,34 +205,33 @@ class Trainer:
         start = self.data_position + self.rank * local
         problems = [self._problem_index(start + i) for i in range(local)]
         kwargs: dict[str, Any] = {"num_samples": cfg.num_thoughts}
-        if self.topology == "think_solve":
-            if cfg.answers_per_thought > 1:
-                kwargs["fanout"] = {"thinker": cfg.answers_per_thought}
-            if self.spec.needs_solo:
-                kwargs["counterfactuals"] = [["thinker"]]
-                kwargs["num_counterfactual"] = self.spec.solo_rollouts_per_prompt(
-                    cfg.num_thoughts * cfg.answers_per_thought, cfg.num_solo)
-        return rollout(self.env, self.policies(), problems, seed=derive_seed(self.config.train.seed, "rollout", step, self.rank),
+        if self.topology.group_by_thought and cfg.answers_per_thought > 1:
+            kwargs["fanout"] = {THINKER: cfg.answers_per_thought}
+        if self.spec.needs_solo:  # the Thinker-removed branch, batched into the same policy calls
+            kwargs["counterfactuals"] = [[THINKER]]
+            kwargs["num_counterfactual"] = self.spec.solo_rollouts_per_prompt(
+                cfg.num_thoughts * cfg.answers_per_thought, cfg.num_solo)
+        return rollout(self.env, self.policies(), problems, seed=stable_seed(self.config.train.seed, "rollout", step, self.rank),
                        **kwargs)
 
     def _ratings(self, joint: list[Any]) -> tuple[list[str], list[str]]:
         """SEPO: each role rates every (thought, answer) pair given the verifier's outcome."""
         texts: dict[str, list[str]] = {}
-        for role in ("thinker", "solver"):
+        for role in (THINKER, SOLVER):
             prompts = [
-                build_rating_prompt(role, self.env.dataset[ep.problem_index].problem, ep.turn("thinker").action,
-                                    ep.turn("solver").action, bool(ep.correct))
+                build_rating_prompt(role, self.env.dataset[ep.problem_index].problem, ep.turn(THINKER).action,
+                                    ep.turn(SOLVER).action, bool(ep.correct))
                 for ep in joint
             ]
             policy = self.roles.policy_for(role)
             saved = policy.generation
             policy.generation = saved.replace(max_new_tokens=self.config.credit.rating_max_new_tokens)
             try:
-                seeds = [derive_seed(self.config.train.seed, "rating", self.step, self.rank, role, i) for i in range(len(prompts))]
+                seeds = [stable_seed(self.config.train.seed, "rating", self.step, self.rank, role, i) for i in range(len(prompts))]
                 texts[role] = [g.text for g in policy(prompts, seeds=seeds)]
             finally:
                 policy.generation = saved
-        return texts["thinker"], texts["solver"]
+        return texts[THINKER], texts[SOLVER]
 
     def _credit(self, joint: list[Any], solo: list[Any], ratings: tuple[list[str], list[str]] | None):
         """Credit on the all-gathered batch; returns (local CreditResult, local thought ids, global batch)."""
@@ -291,7 +276,7 @@ class Trainer:
         t1 = time.perf_counter()
         credit, thought, batch = self._credit(joint, solo, ratings)
         roles_now = self.roles_this_step(step)
-        batches = build_role_batches(joint, credit, thought, topology=self.topology, roles=self.role_names)
+        batches = build_role_batches(joint, credit, thought, topology=self.topology)
         t2 = time.perf_counter()
 
         metrics: dict[str, Any] = {"step": step + 1, "data_position": self.data_position + self.config.rollout.prompts_per_step}
@@ -302,7 +287,7 @@ class Trainer:
         est = self.config.algo.estimator
         for role, rb in batches.items():
             rewards = torch.as_tensor(rb.reward_array, dtype=torch.float32)
-            adv = est.compute(rewards, rb.group_keys, baselined=rb.baselined)
+            adv = estimate_advantages(est, rewards, rb.group_keys, baselined=rb.baselined)
             lengths = [len(g.token_ids or []) for g in rb.generations]
             metrics.update({
                 f"{role}/reward_mean": float(rewards.mean()), f"{role}/reward_std": float(rewards.std(unbiased=False)),
@@ -326,6 +311,10 @@ class Trainer:
                     warnings.simplefilter("ignore", UserWarning)
                     sched.step()
             metrics[f"lr/{owner}"] = sched.get_last_lr()[0]
+        if self.engine is not None:  # the next rollout must sample from the weights just trained
+            t_sync = time.perf_counter()
+            self.engine.sync(roles_now)
+            metrics["time/engine_sync"] = time.perf_counter() - t_sync
         t3 = time.perf_counter()
         gen_tokens = sum(p.stats.completion_tokens for p in self.roles.policies().values())
         gen_seconds = sum(p.stats.generate_seconds for p in self.roles.policies().values())
@@ -355,9 +344,28 @@ class Trainer:
                 out[k] = float(np.mean(vals)) if vals else v
         return out
 
+    def evaluate(self, *, progress: bool = True) -> dict[str, dict[str, Any]]:
+        """Held-out accuracy of the current policies under the ``eval`` config: ``{dataset: row}`` with pass@1
+        and its standard error, maj@k, and the Thinker-removed diagnostic (see :mod:`ccpo_agents.evaluation`)."""
+        from ccpo_agents.evaluation import evaluate_trainer
+
+        results = evaluate_trainer(self, progress=progress)
+        self.last_evaluation = (self.step, results)
+        return results
+
     # ------------------------------------------------------------------ loop
     def train(self, steps: int | None = None, *, evaluate_fn: Any = None) -> list[dict[str, Any]]:
-        """Run until ``train.steps`` (or ``steps`` more), checkpointing as configured; returns the history."""
+        """Run until ``train.steps`` (or ``steps`` more), checkpointing as configured; returns the history.
+
+        Every ``eval.every`` steps the held-out evaluation runs too (``evaluate_fn(trainer) -> metrics``; default:
+        :meth:`evaluate` flattened to ``eval/...`` metrics), and its numbers join that step's metrics.
+        """
+        if evaluate_fn is None and self.config.eval.every:
+            from ccpo_agents.evaluation import flat_metrics
+
+            def evaluate_fn(trainer: Trainer) -> dict[str, float]:
+                return flat_metrics(trainer.evaluate(progress=False))
+
         cfg = self.config.train
         target = cfg.steps if steps is None else self.step + steps
         bar = tqdm(total=target, initial=self.step, desc="ccpo train", unit="step",
@@ -433,4 +441,4 @@ class Trainer:
         self.history = list(state.get("history", []))
         if ckpt["rng"] is not None:
             set_rng_state(ckpt["rng"])
-        self._np_rng = np.random.default_rng(derive_seed(self.config.train.seed, "update", self.rank, self.step))
+        self._np_rng = np.random.default_rng(stable_seed(self.config.train.seed, "update", self.rank, self.step))

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ccpo_agents.algos import LossConfig
+from ccpo_agents.algos import LossConfig, compute_policy_objective
 from ccpo_agents.config import OptimConfig
 from ccpo_agents.policies import RoleModels, pad_batch, sequence_logprobs
 from ccpo_agents.trainer.samples import RoleBatch
@@ -119,8 +119,8 @@ def update_role(u: RoleUpdate, batch: RoleBatch, advantages: Tensor, *, rng: np.
                     width = tb.completion_mask.shape[1]
                     old_lp = scored.logprobs.detach() if old is None else _pad_rows([old[i] for i in micro], width, device)
                     ref_lp = _pad_rows([ref[i] for i in micro], width, device) if ref is not None else None
-                    loss, metrics = u.loss.compute(
-                        scored.logprobs, old_lp, adv[micro], tb.completion_mask,
+                    loss, metrics = compute_policy_objective(
+                        scored.logprobs, old_lp, adv[micro], tb.completion_mask, u.loss,
                         ref_logprobs=ref_lp, entropy=scored.entropy,
                         truncated=torch.tensor([truncated[i] for i in micro], device=device),
                         num_tokens=num_tokens, num_seqs=len(minibatch),

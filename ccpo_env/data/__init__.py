@@ -8,14 +8,17 @@
 Benchmark sets resolve from ``data_dir=``, then ``$CCPO_DATA_DIR``, then the Hugging Face Hub.
 """
 
-from ccpo_env.data.arith import ArithDataset, arith_one_op_solve, arith_oracle_thought
-from ccpo_env.data.dataset import Dataset, DatasetNotFoundError, UnknownDatasetError
+from ccpo_env.data.arith import ArithDataset, arith_one_op_solve, arith_oracle_thought, arith_thought_correct
+from ccpo_env.data.dataset import Dataset, DatasetArgumentError, DatasetNotFoundError, UnknownDatasetError
 from ccpo_env.data.problem import Problem
 from ccpo_env.data.registry import (
     DATA_DIR_ENV,
+    check_dataset_args,
+    dataset_splits,
     describe_datasets,
     list_datasets,
     load_dataset,
+    pick_split,
     register_dataset,
 )
 
@@ -23,13 +26,18 @@ __all__ = [
     "DATA_DIR_ENV",
     "ArithDataset",
     "Dataset",
+    "DatasetArgumentError",
     "DatasetNotFoundError",
     "Problem",
     "UnknownDatasetError",
     "arith_one_op_solve",
+    "check_dataset_args",
+    "dataset_splits",
     "arith_oracle_thought",
+    "arith_thought_correct",
     "describe_datasets",
     "list_datasets",
     "load_dataset",
+    "pick_split",
     "register_dataset",
 ]

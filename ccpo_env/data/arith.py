@@ -373,6 +373,16 @@ def arith_oracle_thought(problem: Problem) -> str:
     return ", ".join(steps)
 
 
+def arith_thought_correct(problem: Problem, thought: str) -> bool:
+    """Whether ``thought`` holds every intermediate ``x*y=v`` of an arith problem (spaces ignored).
+
+    ``7*8=560`` does not count for ``7*8=56``. True for problems with no intermediate step.
+    """
+    steps = problem.extras.get("steps") or ()
+    flat = thought.replace(" ", "")
+    return all(re.search(rf"(?<![\d*+-]){re.escape(s)}(?!\d)", flat) for s in steps)
+
+
 _STEP_RE = re.compile(r"(\d+[+\-*]\d+)\s*=\s*(\d+)")
 _PAREN_NUM_RE = re.compile(r"\((\d+)\)")
 _ONE_OP_RE = re.compile(r"(\d+)([+\-*])(\d+)")

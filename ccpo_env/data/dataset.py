@@ -7,6 +7,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import overload
 
 from ccpo_env.data.problem import Problem
+from ccpo_env.registry import UnknownNameError
+
+
+class DatasetArgumentError(TypeError, ValueError):
+    """A split or option that a dataset does not take; the message lists what it does take.
+
+    Both a ``TypeError`` (an unexpected keyword) and a ``ValueError`` (a bad value), so either ``except`` works.
+    """
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -26,7 +34,7 @@ class DatasetNotFoundError(FileNotFoundError):
         return str(self.args[0]) if self.args else ""
 
 
-class UnknownDatasetError(KeyError, ValueError):
+class UnknownDatasetError(KeyError, UnknownNameError):
     """A dataset name that is not registered. Both a ``KeyError`` and a ``ValueError``."""
 
     def __str__(self) -> str:  # KeyError would repr() the message, escaping the newlines

@@ -1,6 +1,6 @@
 """The dataset registry and :func:`load_dataset`.
 
-The benchmark sets resolve in this order (SPEC section 2), never silently falling back to other data:
+The benchmark sets resolve in this order, never silently falling back to other data:
 
 1. ``data_dir=`` argument: ``<data_dir>/<name>.jsonl``;
 2. the ``CCPO_DATA_DIR`` environment variable: the same file name there;
@@ -21,10 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from ccpo_env.data.arith import load_arith
-from ccpo_env.data.dataset import Dataset, DatasetNotFoundError, UnknownDatasetError, _check_limit
+from ccpo_env.data.dataset import (
+    Dataset,
+    DatasetArgumentError,
+    DatasetNotFoundError,
+    UnknownDatasetError,
+    _check_limit,
+)
 from ccpo_env.data.hub import HUB_SPECS, HubUnavailable, load_hub_records
 from ccpo_env.data.local import read_jsonl, records_to_dataset
 from ccpo_env.data.problem import Problem
+from ccpo_env.registry import Registry
 
 logger = logging.getLogger("ccpo_env.data")
 
@@ -37,12 +44,15 @@ Loader = Callable[..., "Dataset | Sequence[Problem]"]
 class _Entry:
     loader: Loader
     description: str
+    splits: tuple[str, ...] | None
 
 
-_REGISTRY: dict[str, _Entry] = {}
+_REGISTRY: Registry[_Entry] = Registry("dataset")
 
 
-def register_dataset(name: str, loader: Loader, *, description: str = "", overwrite: bool = False) -> None:
+def register_dataset(
+    name: str, loader: Loader, *, description: str = "", splits: Sequence[str] | None = None, overwrite: bool = False
+) -> None:
     """Add a dataset to the registry.
 
     Args:
@@ -51,6 +61,7 @@ def register_dataset(name: str, loader: Loader, *, description: str = "", overwr
             ``limit=`` when it accepts them (or ``**kwargs``). It returns a :class:`Dataset` or a
             sequence of :class:`Problem` (wrapped into a ``Dataset`` named ``name``).
         description: one line shown by :func:`describe_datasets`.
+        splits: the splits it has (checked before loading, so a wrong one fails fast); ``None``: not declared.
         overwrite: replace an existing entry instead of raising ``ValueError``.
     """
     if not isinstance(name, str) or not name.strip():
@@ -59,17 +70,17 @@ def register_dataset(name: str, loader: Loader, *, description: str = "", overwr
         raise TypeError(f"loader for {name!r} must be callable, got {type(loader).__name__}")
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"dataset {name!r} is already registered (pass overwrite=True to replace it)")
-    _REGISTRY[name] = _Entry(loader, description)
+    _REGISTRY.register(name, _Entry(loader, description, None if splits is None else tuple(splits)), overwrite=True)
 
 
 def list_datasets() -> list[str]:
     """Registered dataset names, sorted."""
-    return sorted(_REGISTRY)
+    return sorted(_REGISTRY.names())
 
 
 def describe_datasets() -> dict[str, str]:
     """``{name: one-line description}`` for every registered dataset, sorted by name."""
-    return {n: _REGISTRY[n].description for n in sorted(_REGISTRY)}
+    return {n: _REGISTRY.get(n).description for n in list_datasets()}
 
 
 def _unknown(name: str) -> UnknownDatasetError:
@@ -78,6 +89,67 @@ def _unknown(name: str) -> UnknownDatasetError:
     close = [lowered[c] for c in difflib.get_close_matches(str(name).lower(), list(lowered), n=3, cutoff=0.5)]
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
     return UnknownDatasetError(f"unknown dataset {name!r}.{hint} Valid names: {', '.join(names)}.")
+
+
+def _loader_kwargs(
+    name: str, split: str, data_dir: Any, limit: int | None, options: dict[str, Any]
+) -> tuple[Loader, dict[str, Any]]:
+    """The loader of ``name`` and the keyword arguments it will get; bad names, splits and options raise."""
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise _unknown(name)
+    entry = _REGISTRY.get(name)
+    if entry.splits is not None and split not in entry.splits:
+        raise DatasetArgumentError(
+            f"dataset {name!r} has no split {split!r}; its splits: {', '.join(map(repr, entry.splits))}"
+            + (". For training data use 'math_train' or 'arith' (split='train')" if entry.splits == ("test",) else "")
+        )
+    kwargs: dict[str, Any] = dict(options)
+    params = _parameters(entry.loader)
+    takes_all = params is None or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    # split/data_dir/limit reach the loader only if it takes them; a non-default value it cannot take
+    # is an error rather than silently ignored.
+    for key, val, default in (("split", split, "test"), ("data_dir", data_dir, None), ("limit", limit, None)):
+        if takes_all or key in params:  # type: ignore[operator]
+            kwargs[key] = val
+        elif val != default and key != "limit":  # limit is applied by load_dataset in any case
+            raise DatasetArgumentError(f"dataset {name!r} does not take {key} (got {val!r})")
+    if params is not None and not takes_all:
+        unknown = sorted(set(kwargs) - set(params))
+        if unknown:
+            valid = sorted(set(params) - {"split", "data_dir", "limit"})
+            raise DatasetArgumentError(
+                f"dataset {name!r} does not take option(s) {unknown}; its options: {valid or 'none'}"
+            )
+    return entry.loader, kwargs
+
+
+def dataset_splits(name: str) -> tuple[str, ...] | None:
+    """The splits a registered dataset declares (``None``: not declared)."""
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise _unknown(name)
+    return _REGISTRY.get(name).splits
+
+
+def pick_split(name: str, preferred: str) -> str:
+    """``preferred`` if dataset ``name`` has it (or declares no splits), else its only split.
+
+    ``pick_split("arith", "train") == "train"``; ``pick_split("math500", "train") == "test"`` (an evaluation set
+    has only its test split); ``pick_split("math_train", "test") == "train"``.
+    """
+    splits = dataset_splits(name)
+    if splits is None or preferred in splits or len(splits) != 1:
+        return preferred
+    return splits[0]
+
+
+def check_dataset_args(name: str, *, split: str = "test", options: dict[str, Any] | None = None) -> None:
+    """Raise the error :func:`load_dataset` would raise for this name, split and options, without loading.
+
+    Raises:
+        UnknownDatasetError: ``name`` is not registered (the message lists the valid names).
+        DatasetArgumentError: a split the dataset does not have, or an option its loader does not take.
+    """
+    _loader_kwargs(name, split, None, None, dict(options or {}))
 
 
 def load_dataset(
@@ -102,30 +174,12 @@ def load_dataset(
     Raises:
         UnknownDatasetError: (a ``KeyError`` and ``ValueError``) ``name`` is not registered.
         DatasetNotFoundError: (a ``FileNotFoundError``) no source could provide the data.
-        ValueError: a bad ``split`` or ``limit``.
-        TypeError: an option the loader does not take.
+        DatasetArgumentError: (a ``TypeError`` and ``ValueError``) a split or option the dataset does not take.
+        ValueError: a bad ``limit``.
     """
-    if name not in _REGISTRY:
-        raise _unknown(name)
     if limit is not None:
         limit = _check_limit(limit)
-    loader = _REGISTRY[name].loader
-    kwargs: dict[str, Any] = dict(options)
-    params = _parameters(loader)
-    takes_all = params is None or any(p.kind is p.VAR_KEYWORD for p in params.values())
-    # split/data_dir/limit reach the loader only if it takes them; a non-default value it cannot take
-    # is an error rather than silently ignored.
-    for key, val, default in (("split", split, "test"), ("data_dir", data_dir, None), ("limit", limit, None)):
-        if takes_all or key in params:  # type: ignore[operator]
-            kwargs[key] = val
-        elif val != default and key != "limit":  # limit is applied below in any case
-            raise TypeError(f"dataset {name!r} does not take {key} (got {val!r})")
-    if params is not None and not takes_all:
-        unknown = sorted(set(kwargs) - set(params))
-        if unknown:
-            raise TypeError(
-                f"dataset {name!r} does not take option(s) {unknown}; it accepts {sorted(params)}"
-            )
+    loader, kwargs = _loader_kwargs(name, split, data_dir, limit, options)
     result = loader(**kwargs)
     ds = result if isinstance(result, Dataset) else Dataset(result, name=name, split=split)
     return ds if limit is None else ds.take(limit)
@@ -171,13 +225,7 @@ def _benchmark_loader(name: str, answer_type: str) -> Loader:
         hub_path: str | os.PathLike[str] | None = None,
         cache_dir: str | None = None,
     ) -> Dataset:
-        if split != only_split:
-            if only_split == "test":
-                raise ValueError(
-                    f"{name} is an evaluation set with only split='test' (got {split!r}); "
-                    "for training data use 'math_train' or the 'arith' family (split='train')"
-                )
-            raise ValueError(f"{name} has only split={only_split!r} (got {split!r})")
+        # load_dataset has checked split against the registered splits.
         tried: list[str] = []
         candidates: list[tuple[str, Path | None]] = []
         if data_dir is not None:
@@ -233,11 +281,13 @@ def _not_found_message(name: str, tried: list[str]) -> str:
 
 def _register_builtins() -> None:
     for name, (answer_type, description) in _BENCHMARKS.items():
-        register_dataset(name, _benchmark_loader(name, answer_type), description=description, overwrite=True)
+        register_dataset(name, _benchmark_loader(name, answer_type), description=description,
+                         splits=(_SPLIT_OF.get(name, "test"),), overwrite=True)
     register_dataset(
         "arith",
         load_arith,
         description="synthetic multi-step integer arithmetic, levels 1-5, seeded, offline (train/test)",
+        splits=("train", "test"),
         overwrite=True,
     )
 

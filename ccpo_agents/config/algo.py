@@ -2,22 +2,35 @@
 
 Fields carry their documentation twice, TRL-style: in the class docstring and as ``metadata["help"]`` (for CLI /
 YAML tooling). Values are validated in ``__post_init__`` so that a bad config fails when it is built, with a
-message naming the valid choices.
+message naming the valid choices. This module must not import torch, and the estimator/loss registries live
+with the torch code: a name is checked against the registry when that module is loaded (it must be, for a
+custom name to have been registered), otherwise against the built-in names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
 from dataclasses import dataclass, field
-from typing import Any
 
-from torch import Tensor
+from ccpo_env.registry import UnknownNameError, unknown_name_message
 
-from .advantages import GroupIds, compute_advantages, get_estimator
-from .kl import KL_KINDS
-from .losses import AGG_MODES, compute_policy_objective, get_loss
+__all__ = ["AGG_MODES", "BUILTIN_ESTIMATORS", "BUILTIN_LOSSES", "KL_KINDS", "EstimatorConfig", "LossConfig"]
 
-__all__ = ["EstimatorConfig", "LossConfig"]
+#: Loss aggregation modes (see :mod:`ccpo_agents.algos.losses`).
+AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
+#: KL estimators (see :mod:`ccpo_agents.algos.kl`).
+KL_KINDS = ("k1", "k2", "k3", "low_var_kl", "abs")
+#: The estimators and losses ccpo_agents.algos registers itself (a test keeps these in sync).
+BUILTIN_ESTIMATORS = ("grpo", "dr_grpo", "rloo", "reinforce_pp", "reinforce_pp_baseline")
+BUILTIN_LOSSES = ("ppo", "gspo")
+
+
+def _check_name(kind: str, name: str, module: str, getter: str, builtins: tuple[str, ...]) -> None:
+    loaded = sys.modules.get(module)
+    if loaded is not None:
+        getattr(loaded, getter)(name)  # the registry: built-ins and custom names, with a suggestion
+    elif name not in builtins:
+        raise UnknownNameError(unknown_name_message(kind, name, list(builtins)))
 
 
 @dataclass
@@ -34,8 +47,8 @@ class EstimatorConfig:
             `grpo` only: divide by the group std. `False` gives Dr.GRPO's mean-only centring.
         respect_baselined (`bool`, *optional*, defaults to `True`):
             Honour credit signals flagged as already baselined (e.g. `ccpo_tree`'s Thinker Δ_j): group estimators
-            pass them through, `reinforce_pp` only scales them. `False` centres them anyway -- the SPEC §4
-            ablation that cancels the counterfactual baseline.
+            pass them through, `reinforce_pp` only scales them. `False` centres them anyway -- the ablation
+            that cancels the counterfactual baseline (centring removes ccpo_tree's V_solo).
     """
 
     name: str = field(default="grpo", metadata={"help": "Registered advantage estimator name."})
@@ -46,27 +59,12 @@ class EstimatorConfig:
     )
 
     def __post_init__(self) -> None:
-        get_estimator(self.name)  # raises with the valid names and a suggestion
+        _check_name("advantage estimator", self.name, "ccpo_agents.algos.advantages", "get_estimator",
+                    BUILTIN_ESTIMATORS)
         if not self.eps > 0:
             raise ValueError(f"eps must be > 0, got {self.eps}")
         if not self.norm_by_std and self.name != "grpo":
             raise ValueError(f"norm_by_std applies to 'grpo' only (name={self.name!r}); use name='dr_grpo'")
-
-    def compute(
-        self, rewards: Tensor | Sequence[float], group_ids: GroupIds | None, *, baselined: bool = False
-    ) -> Tensor:
-        """Advantages ``Tensor[B]``; ``baselined`` comes from the credit method that produced ``rewards``."""
-        kwargs: dict[str, Any] = (
-            {"norm_by_std": False} if self.name == "grpo" and not self.norm_by_std else {}
-        )
-        return compute_advantages(
-            self.name,
-            rewards,
-            group_ids,
-            baselined=baselined and self.respect_baselined,
-            eps=self.eps,
-            **kwargs,
-        )
 
 
 @dataclass
@@ -122,13 +120,11 @@ class LossConfig:
     )
 
     def __post_init__(self) -> None:
-        spec = get_loss(self.name)  # raises with the valid names and a suggestion
-        low = spec.clip_low if self.clip_low is None else self.clip_low
-        high = spec.clip_high if self.clip_high is None else self.clip_high
-        if not 0.0 <= low < 1.0:
-            raise ValueError(f"clip_low must be in [0, 1), got {low}")
-        if high < 0.0:
-            raise ValueError(f"clip_high must be >= 0, got {high}")
+        _check_name("policy loss", self.name, "ccpo_agents.algos.losses", "get_loss", BUILTIN_LOSSES)
+        if self.clip_low is not None and not 0.0 <= self.clip_low < 1.0:
+            raise ValueError(f"clip_low must be in [0, 1), got {self.clip_low}")
+        if self.clip_high is not None and self.clip_high < 0.0:
+            raise ValueError(f"clip_high must be >= 0, got {self.clip_high}")
         if self.dual_clip is not None and self.dual_clip <= 1.0:
             raise ValueError(f"dual_clip must be > 1 (e.g. 3.0) or None, got {self.dual_clip}")
         if self.agg is not None and self.agg not in AGG_MODES:
@@ -139,14 +135,3 @@ class LossConfig:
             raise ValueError(f"unknown kl_kind {self.kl_kind!r}; valid kinds: {', '.join(KL_KINDS)}")
         if self.kl_coef < 0 or self.entropy_coef < 0:
             raise ValueError("kl_coef and entropy_coef must be >= 0")
-
-    @property
-    def resolved_agg(self) -> str:
-        """The aggregation mode actually used (``agg`` or the loss's default)."""
-        return self.agg if self.agg is not None else get_loss(self.name).agg
-
-    def compute(
-        self, logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor, mask: Tensor, **kwargs: Any
-    ):
-        """Shorthand for :func:`~ccpo_agents.algos.losses.compute_policy_objective` with this config."""
-        return compute_policy_objective(logprobs, old_logprobs, advantages, mask, self, **kwargs)
