@@ -96,12 +96,15 @@ def _train(args: argparse.Namespace) -> int:
                 "runs on the training problems (set eval.datasets to another set for a real held-out score)")
     do_eval = not args.no_eval and (cfg.eval.limit is None or cfg.eval.limit > 0)
     before = trainer.evaluate(progress=main_proc) if do_eval and trainer.step == 0 else None
+    if before is not None:
+        trainer.logger.log({"step": 0, **flat_metrics(before)})
     history = trainer.train(evaluate_fn=None if do_eval else (lambda t: {}))
     summary: dict[str, Any] = {"steps": trainer.step, "output_dir": str(trainer.output_dir)}
     if do_eval:
         step, after = trainer.last_evaluation or (None, None)
-        if step != trainer.step:  # unless the periodic evaluation just ran at the last step
+        if step != trainer.step:  # unless the periodic evaluation just ran (and was logged) at the last step
             after = trainer.evaluate(progress=main_proc)
+            trainer.logger.log({"step": trainer.step, **flat_metrics(after)})
         if history:
             history[-1].update(flat_metrics(after))
         summary["after"] = after

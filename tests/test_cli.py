@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from ccpo_agents.cli import main
 
 TINY = ["policy.model=tiny", "train.steps=2", "rollout.prompts_per_step=2", "rollout.num_thoughts=2", "rollout.num_solo=2",
@@ -21,15 +23,16 @@ def test_train_then_eval_then_resume(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 2 and "arith" in summary["after"]
     assert (out / "curves.png").stat().st_size > 1000
-    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [0, 1, 2, 2]  # held-out before, two training steps, held-out after
 
     assert main(["eval", "--checkpoint", f"Trained={out}", "eval.limit=4"]) == 0
     text = capsys.readouterr().out
     assert "Untrained" in text and "Trained" in text and "Collaboration diagnostic" in text
-    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2  # eval never touches the run
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 4  # eval never touches the run
 
     assert main(["train", *[x for x in TINY if x != "train.steps=2"], "--resume", "train.steps=3", f"train.output_dir={out}", "--no-eval"]) == 0
-    assert [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    assert [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [0, 1, 2, 2, 3]
 
 
 def test_bad_config_key_exits_2_with_message(tmp_path, capsys):
@@ -99,7 +102,12 @@ def test_first_contact_errors_are_one_line_with_exit_2(tmp_path, monkeypatch, ca
 
 def test_train_on_an_evaluation_set_just_works(tmp_path, capsys, monkeypatch):
     """``ccpo train env.dataset=math500``: no arith options carried over; it trains on the only split and says
-    that the evaluation is on the training problems."""
+    that the evaluation is on the training problems. Needs ``$CCPO_DATA_DIR/math500.jsonl``."""
+    import os
+    from pathlib import Path
+
+    if not (Path(os.environ.get("CCPO_DATA_DIR", "/nonexistent")) / "math500.jsonl").is_file():
+        pytest.skip("set CCPO_DATA_DIR to the benchmark data folder (../shared/data)")
     assert main(["train", "env.dataset=math500", *TINY, "policy.generation.max_new_tokens=2", "train.steps=1",
                  "eval.limit=2", f"train.output_dir={tmp_path}"]) == 0
     text = capsys.readouterr().out

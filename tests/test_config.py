@@ -113,12 +113,12 @@ def test_bad_combinations_fail_at_load_with_what_is_valid(overrides, match):
 
 
 def test_config_is_torch_free():
-    """Building and checking a config loads neither torch nor transformers (the subprocess starts clean)."""
+    """Loading and checking a config (load_config runs check_config) imports neither torch nor transformers."""
     import subprocess
     import sys
 
-    code = ("import sys; from ccpo_agents.config import ExperimentConfig, from_dict;"
-            "cfg = from_dict(ExperimentConfig, {'env': {'dataset': 'math500'}});"
+    code = ("import sys; from ccpo_agents.config import load_config;"
+            "cfg = load_config(overrides=['env.dataset=math500', 'credit.method=ccpo_paired']);"
             "print('torch' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]

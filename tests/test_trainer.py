@@ -177,3 +177,14 @@ class _FakeAccelerator:
         self.num_processes, self.process_index = n, 0
         self.device = torch.device("cpu")
         self.is_main_process = True
+
+
+def test_periodic_held_out_evaluation_is_logged(tmp_path):
+    """``eval.every`` runs Trainer.evaluate during train(): its numbers join that step's history entry and get
+    their own metrics.jsonl line (the curve the plot draws next to the training rollouts)."""
+    t = make_trainer(tmp_path, "train.steps=2", "eval.every=1", "eval.limit=2")
+    history = t.train()
+    assert all(0.0 <= h["eval/joint_acc"] <= 1.0 and "eval/arith/pass@1_se" in h for h in history)
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(m["step"], "eval/joint_acc" in m) for m in lines] == [(1, False), (1, True), (2, False), (2, True)]
+    assert t.last_evaluation[0] == 2 and set(t.last_evaluation[1]) == {"arith"}

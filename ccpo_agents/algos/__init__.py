@@ -13,87 +13,17 @@ Pure functions on tensors, selectable by name through registries::
 from ccpo_agents.config.algo import EstimatorConfig, LossConfig
 from ccpo_env.registry import Registry, UnknownNameError
 
-from .advantages import (
-    ESTIMATORS,
-    AdvantageEstimator,
-    GroupIds,
-    compute_advantages,
-    dr_grpo_advantages,
-    estimate_advantages,
-    get_estimator,
-    group_index,
-    grpo_advantages,
-    list_estimators,
-    register_estimator,
-    reinforce_pp_advantages,
-    reinforce_pp_baseline_advantages,
-    rloo_advantages,
-)
-from .kl import KL_KINDS, entropy_from_logits, kl_penalty
-from .losses import (
-    AGG_MODES,
-    LOSSES,
-    LossSpec,
-    TokenLoss,
-    TokenLossFn,
-    agg_loss,
-    apply_truncation_mask,
-    clipped_surrogate,
-    compute_policy_objective,
-    get_loss,
-    gspo_token_loss,
-    list_losses,
-    policy_loss,
-    ppo_token_loss,
-    register_loss,
-    resolved_agg,
-)
-from .masked import as_bool_mask, masked_mean, masked_sum
+from . import advantages as _advantages
+from . import kl as _kl
+from . import losses as _losses
+from . import masked as _masked
+from .advantages import *
+from .kl import *
+from .losses import *
+from .masked import *
 
+# Each module's __all__ is its public API; the package re-exports all of them.
 __all__ = [
-    # advantages
-    "GroupIds",
-    "AdvantageEstimator",
-    "ESTIMATORS",
-    "register_estimator",
-    "get_estimator",
-    "list_estimators",
-    "group_index",
-    "compute_advantages",
-    "grpo_advantages",
-    "dr_grpo_advantages",
-    "rloo_advantages",
-    "reinforce_pp_advantages",
-    "reinforce_pp_baseline_advantages",
-    # losses
-    "AGG_MODES",
-    "LOSSES",
-    "LossSpec",
-    "TokenLoss",
-    "TokenLossFn",
-    "register_loss",
-    "get_loss",
-    "list_losses",
-    "agg_loss",
-    "clipped_surrogate",
-    "ppo_token_loss",
-    "gspo_token_loss",
-    "apply_truncation_mask",
-    "policy_loss",
-    "compute_policy_objective",
-    "estimate_advantages",
-    "resolved_agg",
-    # kl / entropy / masked
-    "KL_KINDS",
-    "kl_penalty",
-    "entropy_from_logits",
-    "as_bool_mask",
-    "masked_sum",
-    "masked_mean",
-    # config
-    "EstimatorConfig",
-    "LossConfig",
-    # registry
-    "Registry",
-    "UnknownNameError",
-]
+    *_advantages.__all__, *_losses.__all__, *_kl.__all__, *_masked.__all__,
+    "EstimatorConfig", "LossConfig", "Registry", "UnknownNameError",
+]  # fmt: skip

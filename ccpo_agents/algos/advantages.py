@@ -238,13 +238,7 @@ def dr_grpo_advantages(
 
     ``eps`` is unused (kept for a uniform signature). ``baselined=True`` returns ``rewards`` unchanged.
     """
-    del eps
-    p = _prepare(rewards)
-    idx, n_groups = _index(group_ids, p.r)
-    if baselined:
-        return _passthrough(p)
-    s = _group_stats(p.r, idx, n_groups)
-    return torch.where(s.constant, 0.0, p.r - s.mean).to(p.out_dtype)
+    return grpo_advantages(rewards, group_ids, baselined=baselined, eps=eps, norm_by_std=False)
 
 
 @register_estimator("rloo")
@@ -257,10 +251,9 @@ def rloo_advantages(
     """
     del eps
     p = _prepare(rewards)
-    idx, n_groups = _index(group_ids, p.r)
     if baselined:
         return _passthrough(p)
-    s = _group_stats(p.r, idx, n_groups)
+    s = _group_stats(p.r, *_index(group_ids, p.r))
     loo_mean = (s.count * s.mean - p.r) / (s.count - 1).clamp(min=1)  # (Σ_g r − r_i) / (n_g − 1)
     return torch.where(s.constant, 0.0, p.r - loo_mean).to(p.out_dtype)
 

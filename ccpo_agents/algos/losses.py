@@ -248,15 +248,9 @@ def clipped_surrogate(
 
 @register_loss("ppo", clip_low=0.2, clip_high=0.2, agg="token-mean")
 def ppo_token_loss(
-    logprobs: Tensor,
-    old_logprobs: Tensor,
-    advantages: Tensor,
-    mask: Tensor,
-    *,
-    clip_low: float,
-    clip_high: float,
-    dual_clip: float | None,
-) -> TokenLoss:
+    logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor, mask: Tensor, *,
+    clip_low: float, clip_high: float, dual_clip: float | None,
+) -> TokenLoss:  # the TokenLossFn signature  # fmt: skip
     """Token-level PPO clip (GRPO): r_t = exp(clamp(log π_θ − log π_old, ±20)), then :func:`clipped_surrogate`."""
     del mask
     ratio = torch.exp((logprobs - old_logprobs).clamp(-_LOG_RATIO_CLAMP, _LOG_RATIO_CLAMP))
@@ -265,15 +259,9 @@ def ppo_token_loss(
 
 @register_loss("gspo", clip_low=3e-4, clip_high=4e-4, agg="seq-mean-token-mean")
 def gspo_token_loss(
-    logprobs: Tensor,
-    old_logprobs: Tensor,
-    advantages: Tensor,
-    mask: Tensor,
-    *,
-    clip_low: float,
-    clip_high: float,
-    dual_clip: float | None,
-) -> TokenLoss:
+    logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor, mask: Tensor, *,
+    clip_low: float, clip_high: float, dual_clip: float | None,
+) -> TokenLoss:  # the TokenLossFn signature  # fmt: skip
     """GSPO with the sequence ratio s_i in token form s_i,t = sg[s_i]·π_θ/sg[π_θ] (see module docstring)."""
     m = as_bool_mask(mask)
     token_log_ratio = torch.where(m, logprobs - old_logprobs, 0.0)
@@ -406,20 +394,11 @@ def _to_python(metrics: dict[str, Tensor]) -> dict[str, float | bool]:
 
 
 def policy_loss(
-    name: str,
-    logprobs: Tensor,
-    old_logprobs: Tensor,
-    advantages: Tensor,
-    mask: Tensor,
-    *,
-    clip_low: float | None = None,
-    clip_high: float | None = None,
-    dual_clip: float | None = None,
-    agg: str | None = None,
-    norm_len: float | None = None,
-    num_tokens: Tensor | float | None = None,
-    num_seqs: Tensor | float | None = None,
-) -> tuple[Tensor, dict[str, float | bool]]:
+    name: str, logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor, mask: Tensor, *,
+    clip_low: float | None = None, clip_high: float | None = None, dual_clip: float | None = None,
+    agg: str | None = None, norm_len: float | None = None,
+    num_tokens: Tensor | float | None = None, num_seqs: Tensor | float | None = None,
+) -> tuple[Tensor, dict[str, float | bool]]:  # fmt: skip
     """Policy-gradient loss of the registered loss ``name`` (``"ppo"``, ``"gspo"``, ...).
 
     Args:
@@ -439,20 +418,9 @@ def policy_loss(
         branch), ``clipfrac_lower`` (dual-clip active), ``ppo_kl`` (k1) and ``approx_kl`` (k3) between π_old and
         π_θ, ``ratio_mean/min/max`` over valid tokens, ``num_tokens``, and ``nonfinite`` (bool: skip the update).
     """
-    loss, metrics, _ = _policy_loss_tensors(
-        name,
-        logprobs,
-        old_logprobs,
-        advantages,
-        mask,
-        clip_low=clip_low,
-        clip_high=clip_high,
-        dual_clip=dual_clip,
-        agg=agg,
-        norm_len=norm_len,
-        num_tokens=num_tokens,
-        num_seqs=num_seqs,
-    )
+    options = dict(clip_low=clip_low, clip_high=clip_high, dual_clip=dual_clip, agg=agg, norm_len=norm_len,
+                   num_tokens=num_tokens, num_seqs=num_seqs)  # fmt: skip
+    loss, metrics, _ = _policy_loss_tensors(name, logprobs, old_logprobs, advantages, mask, **options)
     return loss, _to_python(metrics)
 
 

@@ -1,41 +1,14 @@
-"""Typed experiment configuration: YAML files and ``key=value`` overrides into dataclasses."""
+"""Typed experiment configuration: YAML files and ``key=value`` overrides into dataclasses (torch-free).
 
-from ccpo_agents.config.loader import (
-    ConfigError,
-    apply_overrides,
-    from_dict,
-    load_yaml,
-    parse_override,
-    to_dict,
-)
-from ccpo_agents.config.schema import (
-    AlgoConfig,
-    CreditConfig,
-    EnvConfig,
-    EvalConfig,
-    ExperimentConfig,
-    OptimConfig,
-    RolloutConfig,
-    TrainConfig,
-    default_config,
-    load_config,
-)
+:mod:`~ccpo_agents.config.schema` holds the experiment sections, :mod:`~ccpo_agents.config.policy` and
+:mod:`~ccpo_agents.config.algo` the policy and algorithm settings, :mod:`~ccpo_agents.config.validate` the
+check of a whole config, :mod:`~ccpo_agents.config.loader` YAML/overrides into dataclasses.
+"""
 
-__all__ = [
-    "AlgoConfig",
-    "ConfigError",
-    "CreditConfig",
-    "EnvConfig",
-    "EvalConfig",
-    "ExperimentConfig",
-    "OptimConfig",
-    "RolloutConfig",
-    "TrainConfig",
-    "apply_overrides",
-    "default_config",
-    "from_dict",
-    "load_config",
-    "load_yaml",
-    "parse_override",
-    "to_dict",
-]
+from . import loader as _loader
+from . import schema as _schema
+from .loader import *
+from .schema import *
+from .validate import check_config
+
+__all__ = [*_loader.__all__, *_schema.__all__, "check_config"]

@@ -24,82 +24,26 @@ sepo           -                      ratings                       0
 =============  =====================  ============================  ==============
 """
 
-from . import ccpo as _ccpo  # noqa: F401  (registers the built-in methods)
-from . import sepo as _sepo  # noqa: F401
-from . import shared as _shared  # noqa: F401
-from . import voting as _voting  # noqa: F401
-from .batch import DYAD_ROLES, CreditBatch, CreditResult, SepoRatings, group_mean
-from .ccpo import (
-    CCPOEventConfig,
-    CCPOPairedConfig,
-    CCPOTreeConfig,
-    ccpo_event,
-    ccpo_paired,
-    ccpo_tree,
-    pair_solo_rewards,
-)
-from .episodes import credit_batch_from_episodes
-from .normalizer import GLOBAL_SOURCE, GlobalHistoryNormalizer, RunningStat
-from .registry import (
-    NEEDS,
-    CreditAssigner,
-    CreditSpec,
-    assign_credit,
-    get_credit,
-    list_credits,
-    register_credit,
-)
-from .sepo import (
-    NEUTRAL_SHARE,
-    RATING_TEMPLATE,
-    SEPOConfig,
-    build_rating_prompt,
-    parse_rating,
-    ratings_from_texts,
-    sepo,
-)
-from .shared import SharedConfig, shared_credit
-from .voting import VotingConfig, voting_loo
+# Importing the method modules registers the built-in methods.
+from . import batch as _batch
+from . import ccpo as _ccpo
+from . import episodes as _episodes
+from . import normalizer as _normalizer
+from . import registry as _registry
+from . import sepo as _sepo
+from . import shared as _shared
+from . import voting as _voting
+from .batch import *
+from .ccpo import *
+from .episodes import *
+from .normalizer import *
+from .registry import *
+from .sepo import *
+from .shared import *
+from .voting import *
 
+# Each module's __all__ is its public API; the package re-exports all of them.
 __all__ = [
-    # types
-    "CreditBatch",
-    "CreditResult",
-    "SepoRatings",
-    "DYAD_ROLES",
-    # registry
-    "CreditSpec",
-    "CreditAssigner",
-    "register_credit",
-    "get_credit",
-    "list_credits",
-    "assign_credit",
-    "NEEDS",
-    # normalizer
-    "GlobalHistoryNormalizer",
-    "RunningStat",
-    "GLOBAL_SOURCE",
-    # methods and configs
-    "SharedConfig",
-    "shared_credit",
-    "CCPOPairedConfig",
-    "CCPOEventConfig",
-    "CCPOTreeConfig",
-    "ccpo_paired",
-    "ccpo_event",
-    "ccpo_tree",
-    "pair_solo_rewards",
-    "VotingConfig",
-    "voting_loo",
-    "SEPOConfig",
-    "sepo",
-    # SEPO rating text
-    "build_rating_prompt",
-    "parse_rating",
-    "ratings_from_texts",
-    "RATING_TEMPLATE",
-    "NEUTRAL_SHARE",
-    # helpers
-    "group_mean",
-    "credit_batch_from_episodes",
-]
+    *_batch.__all__, *_registry.__all__, *_normalizer.__all__, *_shared.__all__, *_ccpo.__all__,
+    *_voting.__all__, *_sepo.__all__, *_episodes.__all__,
+]  # fmt: skip

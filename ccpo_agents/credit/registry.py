@@ -87,21 +87,10 @@ class CreditSpec:
     description: str = ""
     _params: frozenset[str] = field(default=frozenset(), repr=False)
 
-    @property
-    def needs_solo(self) -> bool:
-        return "solo" in self.needs
-
-    @property
-    def needs_ratings(self) -> bool:
-        return "ratings" in self.needs
-
-    @property
-    def needs_loo(self) -> bool:
-        return "loo" in self.needs
-
-    @property
-    def needs_thoughts(self) -> bool:
-        return "thoughts" in self.needs
+    needs_solo = property(lambda self: "solo" in self.needs, doc="Needs Thinker-removed (solo) rollouts.")
+    needs_ratings = property(lambda self: "ratings" in self.needs, doc="Needs SEPO ratings.")
+    needs_loo = property(lambda self: "loo" in self.needs, doc="Needs leave-one-out rewards.")
+    needs_thoughts = property(lambda self: "thoughts" in self.needs, doc="Needs m >= 2 answers per thought.")
 
     def is_baselined(self, role: str) -> bool:
         """Whether ``role``'s credit is declared as an already-baselined advantage."""

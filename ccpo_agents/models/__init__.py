@@ -1,23 +1,11 @@
-"""Model builders: tiny Qwen2-style models with a locally trained tokenizer (tests, CPU demos)."""
+"""Models: the name registry (tiny random shapes, warm starts, local folders, Hub ids).
 
-from ccpo_agents.models.tiny import (
-    CHAT_TEMPLATE,
-    TINY_PRESETS,
-    build_tiny,
-    build_tiny_model,
-    default_corpus,
-    load_tiny,
-    save_tiny,
-    train_tokenizer,
-)
+The builders live in submodules, imported when used (they need torch and transformers; the registry does not):
+:mod:`~ccpo_agents.models.tiny` (tiny Qwen2-style models with a locally trained tokenizer),
+:mod:`~ccpo_agents.models.sft` (a reusable SFT step) and :mod:`~ccpo_agents.models.warmstart` (the warm starts).
+"""
 
-__all__ = [
-    "CHAT_TEMPLATE",
-    "TINY_PRESETS",
-    "build_tiny",
-    "build_tiny_model",
-    "default_corpus",
-    "load_tiny",
-    "save_tiny",
-    "train_tokenizer",
-]
+from . import registry as _registry
+from .registry import *
+
+__all__ = list(_registry.__all__)

@@ -380,7 +380,10 @@ class Trainer:
                 bar.set_postfix(postfix)
                 bar.update(1)
                 if evaluate_fn is not None and self.config.eval.every and self.step % self.config.eval.every == 0:
-                    self.history[-1].update(evaluate_fn(self))
+                    evaluation = evaluate_fn(self)
+                    self.history[-1].update(evaluation)
+                    if evaluation:  # its own metrics.jsonl line, at the step it measured
+                        self.logger.log({"step": self.step, **evaluation})
                 if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < target:
                     self.save()
         finally:
