@@ -141,6 +141,25 @@ def run_driver(env: Any, policies: dict[str, Any], roles: RoleModels, problems: 
             int(stats_sum(roles, "generate_calls")))
 
 
+def _vllm_side(args: argparse.Namespace) -> dict:
+    """Run ``bench_rollout_vllm.py`` with an interpreter that has vLLM (its own venv: vLLM pins transformers)."""
+    import importlib.util
+    import json
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    python = os.environ.get("CCPO_VLLM_PYTHON") or (
+        sys.executable if importlib.util.find_spec("vllm") else str(root / ".venv-vllm" / "bin" / "python")
+    )
+    if not Path(python).exists():
+        raise SystemExit(f"--vllm needs vLLM: run .ci/setup_vllm_venv.sh or set CCPO_VLLM_PYTHON ({python} missing)")
+    out = RESULTS / "bench_rollout_vllm.json"
+    cmd = [python, str(Path(__file__).with_name("bench_rollout_vllm.py")), "--out", str(out),
+           "--max-new-tokens", str(args.max_new_tokens), "--threads", str(args.threads)]  # fmt: skip
+    subprocess.run([*cmd, *(["--quick"] if args.quick else [])], check=True)
+    return json.loads(out.read_text())
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for smoke tests")
@@ -153,7 +172,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-real-verifier", action="store_true", help="skip the driver row with the real verifier")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS / "bench_rollout.json")
+    parser.add_argument("--vllm", action="store_true",
+                        help="instead: vLLM vs HFPolicy vs raw generate (bench_rollout_vllm.py in the vLLM venv)")
     args = parser.parse_args(argv)
+    if args.vllm:
+        return _vllm_side(args)
     if args.quick:
         args.episodes, args.max_new_tokens, args.tree, args.repeats = 8, 8, "2,2,2,2", 1
     setup_torch(args.threads)

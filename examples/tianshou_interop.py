@@ -33,9 +33,11 @@ Speed: tianshou JIT-compiles numba kernels whenever a policy or vector buffer is
 small CPU). They only pay off when training on large buffers, so this script sets
 ``NUMBA_DISABLE_JIT=1`` (unless already set) before importing tianshou.
 
-This collects data only; tianshou's learning algorithms assume numeric actions. For training LLM
-teams use the ccpo trainer; this example is about interop (e.g. evaluation or data collection inside
-a tianshou pipeline).
+This collects data only: tianshou's learning algorithms assume numeric actions, so nothing is trained
+here. To train with tianshou's algorithms, use the discrete-choice view of the envs (each agent picks
+one of K proposed texts): ``python examples/tianshou_marl.py`` trains one PPO per agent on it. For
+training LLM teams use the ccpo trainer; this example is about interop (e.g. evaluation or data
+collection inside a tianshou pipeline).
 
 Run::
 

@@ -67,7 +67,7 @@ def test_custom_policy_loop(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
 def test_custom_credit(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     from ccpo_agents.credit import registry
 
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # keep the global registry clean
+    monkeypatch.setattr(registry, "_REGISTRY", registry._REGISTRY.copy())  # keep the global registry clean
     out = run_example("custom_credit.py", ["--problems", "2", "--clip", "1.0"], monkeypatch, capsys)
     assert "ccpo_simple" in out.splitlines()[0]  # registered and listed by name
     assert "ccpo_simple  baselined {'thinker': True, 'solver': False}" in out
@@ -122,3 +122,18 @@ def test_tianshou_interop_with_hf_policy() -> None:
     out = _run_tianshou(["--hf", "--episodes", "2", "--envs", "2", "--max-new-tokens", "4"])
     assert int(re.search(r"collected (\d+) episodes", out).group(1)) >= 1
     assert "tiny random-weights HFPolicy" in out
+
+
+def test_tianshou_marl() -> None:
+    pytest.importorskip("tianshou")
+    proc = subprocess.run(  # a subprocess for the same NUMBA_DISABLE_JIT reason as tianshou_interop.py
+        [sys.executable, str(EXAMPLES / "tianshou_marl.py"), "--iterations", "3", "--episodes-per-iter", "32",
+         "--eval-problems", "50", "--eval-every", "0", "--credit", "ccpo_tree"],
+        capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONUNBUFFERED="1"), cwd=EXAMPLES.parent,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    m = re.search(r"held-out team return untrained ([+-][0-9.]+) -> trained ([+-][0-9.]+)", proc.stdout)
+    assert m, proc.stdout
+    assert float(m.group(2)) > float(m.group(1)), proc.stdout  # seeded: it learns in 96 episodes
+    assert "MultiAgentOnPolicyAlgorithm" in proc.stdout and "96 training episodes" in proc.stdout
+    assert "credit on 6 identical episodes" in proc.stdout and "ccpo_tree:thinker" in proc.stdout
