@@ -81,7 +81,10 @@ def test_default_run_from_the_warm_start_in_seconds(tmp_path, monkeypatch, capsy
 
 def test_first_contact_errors_are_one_line_with_exit_2(tmp_path, monkeypatch, capsys):
     """What a new user mistypes gets one line saying what was wrong and what is valid, exit code 2, no traceback."""
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at import: set it here too
     cases = {
         "env.dataset=math5000": "unknown dataset 'math5000'. Did you mean 'math500'?",
         "env.dataset_options={nope: 1}": "dataset 'arith' does not take option(s) ['nope']; its options: [",

@@ -46,7 +46,29 @@ def test_a_registered_builder_is_what_the_loader_builds(monkeypatch: pytest.Monk
 
 
 def test_hub_offline_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at import: set it here too
     with pytest.raises(ModelNotFoundError, match=r"could not load 'nobody/no-such-model' from the Hugging Face Hub "
                                                  r"\(HF_HUB_OFFLINE is set"):
         load_model_and_tokenizer("nobody/no-such-model")
+
+
+def test_public_constructors_say_what_is_valid(tmp_path: Path) -> None:
+    """The same one-line errors reach users who build policies and envs directly, not only through the CLI."""
+    from ccpo_agents.config.policy import PolicyConfig
+    from ccpo_agents.policies import HFPolicy, RoleModels
+    from ccpo_env import ThinkSolveEnv
+    from ccpo_env.data import DatasetArgumentError, UnknownDatasetError
+
+    with pytest.raises(ModelNotFoundError, match="does not exist"):
+        HFPolicy.from_pretrained(str(tmp_path / "nope"))
+    with pytest.raises(ModelNotFoundError, match="Did you mean 'tiny'"):
+        RoleModels.from_config(PolicyConfig(model="tinyy"))
+    with pytest.raises(UnknownDatasetError, match="Did you mean 'gsm8k'"):
+        ThinkSolveEnv("gsm8", split="test")
+    with pytest.raises(DatasetArgumentError, match=r"its options: \['cache_dir', 'hub_path'\]"):
+        ThinkSolveEnv("gsm8k", dataset_options={"level": 1})
+    with pytest.raises(DatasetArgumentError, match="has no split 'dev'"):
+        ThinkSolveEnv("arith", split="dev")
