@@ -156,8 +156,9 @@ def ccpo_event(batch: CreditBatch, config: CCPOEventConfig) -> CreditResult:
     ``b`` = the group mean of the solo rewards; ``helped = [R_joint > 0 ∧ b < 0]``,
     ``hurt = [R_joint < 0 ∧ b > 0]`` (0 replaced by the reward midpoint for {0,1} rewards).
     Because ``b`` is constant within a prompt group, ``r_thinker`` is an affine function of
-    ``R_joint`` inside each group (slope 1 + λ/2 for ±1 rewards when ``b ≠ 0``): after group
-    centring the Thinker learns exactly what ``shared`` teaches it, only louder.
+    ``R_joint`` inside each group (slope 1 + λ/2 for ±1 rewards when ``b ≠ 0``). Reductions: under
+    ``grpo`` (centre and divide by the group std) the Thinker's advantage **is** ``shared``'s; under
+    ``dr_grpo``/``rloo`` it is ``shared``'s times 1 + λ/2; only batch whitening (``reinforce_pp``) makes it differ.
     """
     _check_dyad(batch, "ccpo_event")
     r_joint = batch.joint_reward
@@ -214,7 +215,9 @@ def ccpo_tree(batch: CreditBatch, config: CCPOTreeConfig, normalizer: GlobalHist
     beat solving alone. It is scaled by the global-history std of ``Δ_j`` (one sample per thought,
     signal ``ccpo_tree/delta``) and **not** re-centred. With ``center=True`` (ablation) the group
     mean over thoughts is subtracted first (signal ``ccpo_tree/delta_centered``); the result is still
-    zero-mean per group, so it stays ``baselined``: the ablation differs only by the centring.
+    zero-mean per group, so it stays ``baselined``: the ablation differs only by the centring. Reductions:
+    with ``center=True`` the Thinker's signal is ``V(t_j) − mean_j V``, i.e. ``shared`` under ``dr_grpo`` up to
+    the global-history scale (centring cancels ``V_solo``); the Solver's is ``shared`` grouped by thought.
     """
     _check_dyad(batch, "ccpo_tree")
     cfg = config
