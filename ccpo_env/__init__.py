@@ -2,7 +2,9 @@
 
 - :class:`ThinkSolveEnv` and :class:`VotingEnv`: PettingZoo AEC environments with counterfactual
   reset hooks (``reset(options={"problem": ..., "remove": [...]})``, ``env.counterfactual(...)``,
-  ``VotingEnv.counterfactual_rewards()``).
+  ``VotingEnv.counterfactual_rewards()``); PettingZoo-style constructors in their modules
+  (``ccpo_env.envs.think_solve.env()``, ``raw_env``; ``ccpo_env.envs.voting.parallel_env()`` gives
+  :class:`VotingParallelEnv`, the Parallel API version). Env cards: ``docs/envs.md``.
 - :mod:`ccpo_env.data`: the dataset registry (benchmarks + the synthetic ``arith`` family).
 - :mod:`ccpo_env.verify`: the answer verifier (math-verify plus guards, hard timeouts, cache);
   ``from ccpo_env.verify import verify`` (the package name stays the module, not the function).
@@ -10,7 +12,7 @@
 """
 
 from ccpo_env.data import DatasetNotFoundError, Problem, list_datasets, load_dataset, register_dataset
-from ccpo_env.envs import TeamEnv, ThinkSolveEnv, VoteTally, VotingEnv
+from ccpo_env.envs import TeamEnv, ThinkSolveEnv, VoteTally, VotingEnv, VotingParallelEnv
 from ccpo_env.prompts import (
     COMPACT_TEMPLATES,
     DEFAULT_TEMPLATES,
@@ -18,7 +20,7 @@ from ccpo_env.prompts import (
     PromptTemplates,
     strip_boxed,
 )
-from ccpo_env.records import Episode, Generation, Turn, action_text
+from ccpo_env.records import Episode, Generation, Turn, VerifiedAction, VerifyRequest, action_text
 from ccpo_env.rollout import rollout
 from ccpo_env.spaces import TextObservation, text_space
 from ccpo_env.verify import Verdict, extract_answer, verify_batch
@@ -39,8 +41,11 @@ __all__ = [
     "ThinkSolveEnv",
     "Turn",
     "Verdict",
+    "VerifiedAction",
+    "VerifyRequest",
     "VoteTally",
     "VotingEnv",
+    "VotingParallelEnv",
     "action_text",
     "extract_answer",
     "list_datasets",

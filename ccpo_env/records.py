@@ -9,7 +9,10 @@ a learner can train on exactly what was sampled.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # only for annotations: records stay import-light
+    from ccpo_env.verify import Verdict
 
 
 @dataclass
@@ -44,6 +47,48 @@ def action_text(output: Any) -> str:
         f"a policy must return str or an object with a str `.text` attribute (e.g. ccpo_env.Generation); "
         f"got {type(output).__name__}"
     )
+
+
+@dataclass(frozen=True)
+class VerifyRequest:
+    """What an env's step would send to its verifier: ``verifier(response, gold, answer_type=...)``.
+
+    Returned by :meth:`ccpo_env.envs.base.TeamEnv.verification_request`, so that a driver can score the
+    final actions of many envs with one batched call (:meth:`~ccpo_env.envs.base.TeamEnv.verify_requests`).
+
+    Attributes:
+        response: the action text exactly as the env will score it (after its length cut).
+        gold: the problem's gold answer.
+        answer_type: the problem's answer type (``"math"`` or ``"label"``).
+    """
+
+    response: str
+    gold: str
+    answer_type: str
+
+
+@dataclass(frozen=True)
+class VerifiedAction:
+    """An action that carries its precomputed verdict, so that ``env.step`` does not verify it again.
+
+    The env uses ``verdict`` only when ``request`` is exactly what it would have verified (same text,
+    gold and answer type); otherwise it calls its verifier as usual, so a stale or mismatched verdict
+    can never score the wrong answer. Any wrapper that passes actions through passes this one too.
+
+    Attributes:
+        output: what the policy returned (a ``str`` or an object with ``.text``).
+        request: the request the verdict answers.
+        verdict: the verifier's verdict on ``request``.
+    """
+
+    output: Any
+    request: VerifyRequest
+    verdict: Verdict
+
+    @property
+    def text(self) -> str:
+        """The action text (what the env receives)."""
+        return action_text(self.output)
 
 
 @dataclass

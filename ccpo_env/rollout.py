@@ -21,6 +21,13 @@ Shapes of a batch, per problem (a "group"):
 Agents are served in ``possible_agents`` order: an agent's policy is called only once no episode
 is still waiting on an earlier agent, which is what puts the Solver's joint and solo prompts into
 one call.
+
+A turn reads top to bottom: observe every waiting episode → one policy call → ask each env what it
+would verify (:meth:`~ccpo_env.envs.base.TeamEnv.verification_request`) → score all of those with
+**one** verifier call (:meth:`~ccpo_env.envs.base.TeamEnv.verify_requests`, batched through
+:func:`ccpo_env.verify.verify_batch`) → step each env with its action and precomputed verdict
+(:class:`~ccpo_env.records.VerifiedAction`), so no env verifies on its own. The driver uses only the
+AEC API and these public hooks; the template env may be raw or wrapped (``think_solve.env()``).
 """
 
 from __future__ import annotations
@@ -32,8 +39,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ccpo_env.envs.base import TeamEnv, _stable_seed
-from ccpo_env.records import Episode, Turn, action_text
+from ccpo_env.envs.base import TeamEnv
+from ccpo_env.records import Episode, Turn, VerifiedAction, action_text
+from ccpo_env.seeding import stable_seed
 
 __all__ = ["rollout", "Policy"]
 
@@ -50,6 +58,8 @@ class _Slot:
     seed: int
     options: dict[str, Any]
     turns: list[Turn] = field(default_factory=list)
+    #: what was passed to ``env.step``, in order (a fork replays these: no verdict is computed twice).
+    actions: list[Any] = field(default_factory=list)
     rewards: dict[str, float] = field(default_factory=dict)
     infos: dict[str, dict[str, Any]] = field(default_factory=dict)
     done: bool = False
@@ -106,7 +116,7 @@ def rollout(
     for g, index in enumerate(groups):
         first: TeamEnv | None = None
         for j in range(num_samples):
-            s = _stable_seed("joint", seed, g, j)
+            s = stable_seed("joint", seed, g, j)
             opts = {"problem": index}
             e = env.spawn()
             e.reset(seed=s, options=opts)
@@ -117,7 +127,7 @@ def rollout(
         for removal in counterfactuals:
             removed = tuple(removal)
             for c in range(num_counterfactual):
-                s = _stable_seed("cf", seed, g, removed, c)
+                s = stable_seed("cf", seed, g, removed, c)
                 branch = first.counterfactual(remove=list(removed), seed=s)
                 slots.append(_Slot(branch, g, removed, c, 0, s, {"problem": index, "remove": list(removed)}))
 
@@ -138,13 +148,15 @@ def rollout(
         agent = next(a for a in agents_order if a in pending)
         batch = pending[agent]
         observations = [str(s.env.observe(agent)) for s in batch]
-        seeds = [_stable_seed("policy", seed, s.group, s.removed, s.sample, s.fork, agent) for s in batch]
+        seeds = [stable_seed("policy", seed, s.group, s.removed, s.sample, s.fork, agent) for s in batch]
         outputs = _call_policy(policy_of(agent), agent, observations, seeds)
         calls += 1
         bar.update(1)
+        actions = _verified_actions(env, batch, outputs)
         new_slots: list[_Slot] = []
-        for slot, obs, out in zip(batch, observations, outputs):
-            slot.env.step(out)
+        for slot, obs, out, action in zip(batch, observations, outputs, actions):
+            slot.env.step(action)
+            slot.actions.append(action)
             slot.turns.append(Turn(agent, obs, action_text(out), out, dict(slot.env.infos.get(agent, {}))))
             m = fanout.get(agent, 1)
             if m > 1 and slot.env.agents and not slot.env.terminations[slot.env.agent_selection]:
@@ -207,22 +219,37 @@ def _choose_problems(env: TeamEnv, problems: Sequence[int | str] | int, seed: in
         probe = env.spawn()
         chosen = []
         for g in range(problems):
-            probe.reset(seed=_stable_seed("problem", seed, g))
+            probe.reset(seed=stable_seed("problem", seed, g))
             chosen.append(int(probe.problem_index))
         return chosen
     if isinstance(problems, str) or not len(problems):
         raise ValueError("problems must be a non-empty sequence of problem indices/ids (or an int count)")
-    return [env._resolve_problem(p) for p in problems]
+    return [env.resolve_problem(p) for p in problems]
+
+
+def _verified_actions(env: TeamEnv, batch: list[_Slot], outputs: list[Any]) -> list[Any]:
+    """The turn's actions, those the envs would verify carrying verdicts from one batched verifier call.
+
+    Every action is validated (``verification_request`` raises as ``step`` would) before any env steps.
+    """
+    requests = [slot.env.verification_request(out) for slot, out in zip(batch, outputs)]
+    asked = [i for i, r in enumerate(requests) if r is not None]
+    actions = list(outputs)
+    if asked:
+        verdicts = env.verify_requests([requests[i] for i in asked])
+        for i, verdict in zip(asked, verdicts):
+            actions[i] = VerifiedAction(outputs[i], requests[i], verdict)
+    return actions
 
 
 def _fork(slot: _Slot, fork: int) -> _Slot:
     """Rebuild ``slot``'s episode in a fresh env by replaying its actions: the copy continues alone."""
     e = slot.env.spawn()
     e.reset(seed=slot.seed, options=dict(slot.options))
-    for turn in slot.turns:
-        e.step(turn.output if turn.output is not None else turn.action)
+    for action in slot.actions:
+        e.step(action)
     turns = [Turn(t.agent, t.observation, t.action, t.output, dict(t.info)) for t in slot.turns]
-    return _Slot(e, slot.group, slot.removed, slot.sample, fork, slot.seed, slot.options, turns)
+    return _Slot(e, slot.group, slot.removed, slot.sample, fork, slot.seed, slot.options, turns, list(slot.actions))
 
 
 def _finish(slot: _Slot) -> None:

@@ -59,13 +59,14 @@ def _prototype() -> PrintableText:
     return PrintableText(max_length=1, min_length=0, charset=printable_charset())
 
 
-@functools.cache
 def text_space(max_length: int, min_length: int = 0) -> PrintableText:
-    """The shared ``Text`` space of a given length bound.
+    """A new ``Text`` space over the printable charset with the given length bounds.
 
-    Cached so that every agent and every env instance with the same bound gets the *same* object
-    (PettingZoo requires ``observation_space(a) is observation_space(a)``; tianshou requires the
-    spaces of all agents to be equal).
+    Every call returns a *fresh* space with its own random generator, so that seeding or sampling one
+    env's space never moves another env's. An env builds its spaces once and hands back the same
+    object for every agent (PettingZoo wants ``observation_space(a) is observation_space(a)``; tianshou
+    wants the spaces of all agents to be equal). The charset tables, which cost ~0.5 s to build, are
+    read-only and shared by all spaces.
     """
     if not 0 <= min_length <= max_length:
         raise ValueError(f"need 0 <= min_length <= max_length, got {min_length}, {max_length}")

@@ -42,18 +42,25 @@ def test_pettingzoo_api_test_passes(make):
         api_test(env, num_cycles=60)
 
 
-def test_spaces_cached_identical_and_printable():
+def test_spaces_stable_per_env_shared_by_agents_never_across_envs_and_printable():
     env = ThinkSolveEnv(PROBLEMS)
     env2 = ThinkSolveEnv(PROBLEMS)
     for agent in env.possible_agents:
         assert env.observation_space(agent) is env.observation_space(agent)
         assert env.action_space(agent) is env.action_space(agent)
-    assert env.observation_space("thinker") is env.observation_space("solver") is env2.observation_space("thinker")
+    # one object for all agents of an env (tianshou's PettingZooEnv), a different one in another env
+    assert env.observation_space("thinker") is env.observation_space("solver")
     assert env.action_space("thinker") is env.action_space("solver")
+    assert env.observation_space("thinker") is not env2.observation_space("thinker")
+    assert env.action_space("thinker") is not env2.action_space("thinker")
+    assert env.action_space("thinker") is not env.observation_space("thinker")
     space = env.observation_space("thinker")
+    assert space == env2.observation_space("thinker") == text_space(env.max_observation_chars)
+    assert text_space(env.max_observation_chars) is not text_space(env.max_observation_chars)
     assert {"a", "Z", "0", " ", "\n", "\\", "{", "’", "−"} <= set(space.character_set)
     assert "\x00" not in space.character_set
-    assert text_space(env.max_observation_chars) is space
+    with pytest.raises(ValueError, match="min_length"):
+        text_space(3, 5)
 
 
 def test_observation_is_a_str_with_the_space_dtype():

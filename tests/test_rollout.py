@@ -6,7 +6,9 @@ import re
 
 import pytest
 
-from ccpo_env import Generation, Problem, ThinkSolveEnv, VotingEnv, rollout
+import ccpo_env.envs.base as env_base
+from ccpo_env import Generation, Problem, ThinkSolveEnv, Verdict, VerifiedAction, VotingEnv, rollout
+from ccpo_env.verify import verify, verify_batch
 
 PROBLEMS = [
     Problem(id=f"q{i}", problem=f"Compute {a}*{b}+{c}.", answer=str(a * b + c), source="toy",
@@ -126,9 +128,96 @@ def test_policy_errors_are_clear():
         rollout(env, lambda o: ["x"] * len(o), [])
 
 
+def test_problem_count_draws_keep_the_envs_problem_subset():
+    env = ThinkSolveEnv(PROBLEMS, problems=["q1", 3])
+    eps = rollout(env, lambda o: ["\\boxed{1}"] * len(o), 12, seed=2)
+    assert {e.problem_id for e in eps} == {"q1", "q3"}
+
+
 def test_problem_count_draws_reproducibly():
     env = ThinkSolveEnv(dataset="arith")
     a = rollout(env, lambda o: ["\\boxed{1}"] * len(o), 4, seed=1)
     b = rollout(env, lambda o: ["\\boxed{1}"] * len(o), 4, seed=1)
     assert [e.problem_id for e in a] == [e.problem_id for e in b]
     assert len({e.problem_id for e in a}) > 1
+
+
+# ----------------------------------------------------------------------------- batched verification
+class CountingVerifier:
+    """The default verifier, counting item calls and (when ``batch``) batch calls."""
+
+    def __init__(self, batch: bool):
+        self.items = 0
+        self.batches: list[int] = []
+        if batch:
+            self.batch = self._batch
+
+    def __call__(self, response, gold, *, answer_type="math"):
+        self.items += 1
+        return verify(response, gold, answer_type=answer_type)
+
+    def _batch(self, responses, golds, *, answer_types):
+        self.batches.append(len(responses))
+        return verify_batch(responses, golds, answer_types=answer_types)
+
+
+def outcome(eps):
+    return [(e.problem_id, e.removed, e.sample, e.fork, e.correct, e.rewards, e.turns[-1].info.get("reason")) for e in eps]
+
+
+def test_verifier_is_called_once_per_turn_for_the_whole_batch():
+    kwargs = dict(num_samples=2, fanout={"thinker": 3}, counterfactuals=[["thinker"]], num_counterfactual=2, seed=0)
+    policies = {"thinker": CountingPolicy(oracle_thinker), "solver": CountingPolicy(one_step_solver)}
+    reference = rollout(ThinkSolveEnv(PROBLEMS), policies, [0, 1, 2], **kwargs)
+    batched = CountingVerifier(batch=True)
+    eps = rollout(ThinkSolveEnv(PROBLEMS, verifier=batched), policies, [0, 1, 2], **kwargs)
+    assert batched.batches == [3 * (2 * 3 + 2)] and batched.items == 0  # one call: every Solver answer
+    assert outcome(eps) == outcome(reference)
+    single = CountingVerifier(batch=False)  # a custom verifier with no batch form: item by item
+    eps = rollout(ThinkSolveEnv(PROBLEMS, verifier=single), policies, [0, 1, 2], **kwargs)
+    assert single.items == 3 * (2 * 3 + 2) and outcome(eps) == outcome(reference)
+
+
+def test_default_verifier_goes_through_verify_batch_and_forks_are_not_reverified(monkeypatch):
+    sizes: list[int] = []
+
+    def counting_batch(responses, golds, **kw):
+        sizes.append(len(responses))
+        return verify_batch(responses, golds, **kw)
+
+    monkeypatch.setattr(env_base, "verify_batch", counting_batch)
+    answers = iter(["\\boxed{17}", "\\boxed{3}"] * 50)
+    eps = rollout(VotingEnv(PROBLEMS, num_voters=3), lambda o: [next(answers) for _ in o], [0, 1],
+                  fanout={"voter_0": 2})
+    # voter_0 votes in 2 episodes, then 4 copies vote for voter_1 and voter_2; the replayed vote is not re-scored
+    assert sizes == [2, 4, 4] and len(eps) == 4
+    assert all(len(e.turns) == 3 for e in eps)
+
+
+def test_precomputed_verdict_is_used_only_when_it_matches():
+    env = ThinkSolveEnv(PROBLEMS, max_action_chars=12)
+    env.reset(seed=0, options={"problem": 0})
+    assert env.verification_request("a thought") is None  # the Thinker is not verified
+    with pytest.raises(TypeError, match="str"):
+        env.verification_request(3)  # but its action is checked as step would
+    env.step("a thought")
+    request = env.verification_request("so \\boxed{17} it is")
+    assert request.response == "so \\boxed{17" and request.gold == "17"  # cut to max_action_chars, as step scores it
+    fake = Verdict(False, "nope", "injected")
+    env.step(VerifiedAction("so \\boxed{17} it is", request, fake))
+    assert env.verdict is fake and env.infos["solver"]["reason"] == "injected"  # the hook is what scored it
+    env.reset(seed=0, options={"problem": 0})
+    env.step("a thought")
+    stale = VerifiedAction("\\boxed{17}", env.verification_request("\\boxed{9}"), fake)
+    env.step(stale)  # the verdict answers another text: the env verifies itself
+    assert env.verdict.correct is True and env.verdict.reason != "injected"
+    with pytest.raises(RuntimeError, match="reset"):
+        ThinkSolveEnv(PROBLEMS).verification_request("x")
+
+
+def test_batch_form_must_return_one_verdict_per_response():
+    bad = CountingVerifier(batch=True)
+    bad.batch = lambda responses, golds, *, answer_types: []
+    env = ThinkSolveEnv(PROBLEMS, verifier=bad)
+    with pytest.raises(ValueError, match="one verdict per response"):
+        rollout(env, lambda o: ["\\boxed{1}"] * len(o), [0])

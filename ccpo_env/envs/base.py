@@ -1,28 +1,33 @@
 """Shared machinery of the collaborative-reasoning environments.
 
 :class:`TeamEnv` holds what ThinkSolve and Voting have in common: the dataset and problem choice,
-seeding, the counterfactual reset hooks (``options={"problem": ..., "remove": [...]}`` and
-:meth:`TeamEnv.counterfactual`), the joint reward values, action clean-up and rendering. Each
-concrete env lives in its own module and defines its agents, observations and ``step``.
+seeding (of the episode *and* of the env's own action/observation spaces), the counterfactual reset
+hooks (``options={"problem": ..., "remove": [...]}`` and :meth:`TeamEnv.counterfactual`), the
+batched-verification hook (:meth:`TeamEnv.verification_request`, :meth:`TeamEnv.verify_requests`,
+:class:`~ccpo_env.records.VerifiedAction`), the joint reward values, action clean-up and rendering.
+Each concrete env lives in its own module and defines its agents, observations and ``step``; each
+module also offers PettingZoo's constructors ``env(**kwargs)`` (wrapped, see :func:`wrap`) and
+``raw_env`` (the class).
 """
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from gymnasium.utils import seeding
 from pettingzoo import AECEnv
+from pettingzoo.utils.wrappers import OrderEnforcingWrapper
 
 from ccpo_env.data import Problem, load_dataset
 from ccpo_env.prompts import DEFAULT_TEMPLATES, PromptTemplates
-from ccpo_env.records import action_text
-from ccpo_env.spaces import TextObservation, sanitize, text_space, to_observation
-from ccpo_env.verify import Verdict, verify
+from ccpo_env.records import VerifiedAction, VerifyRequest, action_text
+from ccpo_env.seeding import stable_seed
+from ccpo_env.spaces import PrintableText, TextObservation, sanitize, text_space, to_observation
+from ccpo_env.verify import Verdict, verify, verify_batch
 
-__all__ = ["TeamEnv"]
+__all__ = ["TeamEnv", "wrap"]
 
 _KNOWN_OPTIONS = frozenset({"problem", "remove"})
 
@@ -48,13 +53,18 @@ class TeamEnv(AECEnv):
         templates: role prompt templates (default :data:`~ccpo_env.prompts.DEFAULT_TEMPLATES`).
         seed: seed used by the first ``reset()`` that is given no seed.
         verifier: ``fn(response, gold, *, answer_type) -> Verdict`` scoring the team's answer
-            (default :func:`ccpo_env.verify.verify`); plug in your own for other tasks.
+            (default :func:`ccpo_env.verify.verify`); plug in your own for other tasks. A custom
+            verifier may offer a batch form as its ``.batch`` attribute, with the signature of
+            :func:`ccpo_env.verify.verify_batch` (``batch(responses, golds, *, answer_types)``);
+            :meth:`verify_requests` then scores a whole batch in one call, else item by item.
         render_mode: ``None``, ``"ansi"`` (``render()`` returns the transcript) or ``"human"`` (prints it).
     """
 
     metadata: dict[str, Any] = {"render_modes": ["ansi", "human"], "is_parallelizable": False}
     #: agents that may appear in ``options["remove"]``; set by subclasses.
     removable_agents: tuple[str, ...] = ()
+    #: agents whose step sends their action to the verifier; set by subclasses.
+    verified_agents: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -107,7 +117,7 @@ class TeamEnv(AECEnv):
         self._ids: dict[str, int] | None = None
         self._subset: list[int] | None = None
         if problems is not None:
-            self._subset = [self._resolve_problem(p) for p in problems]
+            self._subset = [self.resolve_problem(p) for p in problems]
             if not self._subset:
                 raise ValueError("problems= must name at least one problem")
         self._default_seed = seed
@@ -118,19 +128,33 @@ class TeamEnv(AECEnv):
         self.problem: Problem | None = None
         self.removed: tuple[str, ...] = ()
         self._moves: list[tuple[str, str]] = []
+        # Per instance (never shared with another env), and the same object for every agent.
         self._observation_space = text_space(self.max_observation_chars)
         self._action_space = text_space(self.max_action_chars)
+        if seed is not None:
+            self._seed_spaces(seed)
 
     # ------------------------------------------------------------------ spaces
-    def observation_space(self, agent: str):  # noqa: D102 - PettingZoo API
+    def observation_space(self, agent: str) -> PrintableText:  # noqa: D102 - PettingZoo API
         return self._observation_space
 
-    def action_space(self, agent: str):  # noqa: D102 - PettingZoo API
+    def action_space(self, agent: str) -> PrintableText:  # noqa: D102 - PettingZoo API
         return self._action_space
 
+    def _seed_spaces(self, seed: int) -> None:
+        # Derived seeds: the spaces' draws must not mirror the episode's own generator.
+        self._observation_space.seed(stable_seed("observation_space", seed))
+        self._action_space.seed(stable_seed("action_space", seed))
+
     # ------------------------------------------------------------------ problems
-    def _resolve_problem(self, key: int | str) -> int:
-        """Map a problem index or id to an index into the dataset."""
+    def resolve_problem(self, key: int | str) -> int:
+        """The dataset index of a problem given by index (negative counts from the end) or id.
+
+        Raises:
+            TypeError: ``key`` is neither an int nor a str.
+            KeyError: no problem has that id.
+            IndexError: the index is out of range.
+        """
         n = len(self.dataset)
         if isinstance(key, bool) or not isinstance(key, (int, str)) and not hasattr(key, "__index__"):
             raise TypeError(f"a problem is chosen by index (int) or id (str); got {type(key).__name__}")
@@ -159,7 +183,7 @@ class TeamEnv(AECEnv):
                 stacklevel=3,
             )
         problem = options.get("problem")
-        index = None if problem is None else self._resolve_problem(problem)
+        index = None if problem is None else self.resolve_problem(problem)
         remove = options.get("remove") or ()
         if isinstance(remove, str):
             remove = (remove,)
@@ -185,6 +209,7 @@ class TeamEnv(AECEnv):
         if seed is not None:
             self.np_random, self.np_random_seed = seeding.np_random(seed)
             self._branch_count = 0
+            self._seed_spaces(seed)
         # The episode seed drives anything random inside the episode (e.g. a tie-break draw).
         self._episode_seed = int(self.np_random.integers(2**31 - 1))
         if index is None:
@@ -225,7 +250,7 @@ class TeamEnv(AECEnv):
             raise RuntimeError("call reset() before counterfactual(): there is no problem to branch from")
         if seed is None:
             self._branch_count += 1
-            seed = _stable_seed(self._episode_seed, self.problem_index, tuple(remove), self._branch_count)
+            seed = stable_seed(self._episode_seed, self.problem_index, tuple(remove), self._branch_count)
         branch = self.spawn()
         branch.reset(seed=seed, options={"problem": self.problem_index, "remove": list(remove)})
         return branch
@@ -235,20 +260,24 @@ class TeamEnv(AECEnv):
 
         The rollout driver uses it to make many envs from one template without reloading data.
         """
-        return type(self)(self.dataset, **self._spawn_kwargs)
+        # problems= carries over too: a driver drawing problems from a spawned env keeps the subset.
+        return type(self)(self.dataset, problems=self._subset, **self._spawn_kwargs)
 
     # ------------------------------------------------------------------ helpers for subclasses
-    def _clean_action(self, action: Any) -> tuple[str, bool]:
-        """Validate an action and cut it to ``max_action_chars``; returns (text, was_truncated)."""
+    def _clean_action(self, action: Any, agent: str | None = None) -> tuple[str, bool]:
+        """Validate ``agent``'s action (default: the current agent's) and cut it to ``max_action_chars``.
+
+        Returns (text, was_truncated).
+        """
+        agent = self.agent_selection if agent is None else agent
         if action is None:
             raise ValueError(
-                f"agent {self.agent_selection!r} is live and must act with a string; None is only valid "
-                "for terminated agents"
+                f"agent {agent!r} is live and must act with a string; None is only valid for terminated agents"
             )
         try:
             text = action_text(action)
         except TypeError as e:
-            raise TypeError(f"invalid action for {self.agent_selection!r}: {e}") from None
+            raise TypeError(f"invalid action for {agent!r}: {e}") from None
         if len(text) > self.max_action_chars:
             return text[: self.max_action_chars], True
         return text, False
@@ -256,9 +285,56 @@ class TeamEnv(AECEnv):
     def _observation(self, text: str) -> TextObservation:
         return to_observation(text, self.max_observation_chars)
 
-    def _verify(self, response: str) -> Verdict:
+    # ------------------------------------------------------------------ verification
+    def _request(self, text: str) -> VerifyRequest:
         assert self.problem is not None
-        return self.verifier(response, self.problem.answer, answer_type=self.problem.answer_type)
+        return VerifyRequest(text, self.problem.answer, self.problem.answer_type)
+
+    def verification_request(self, action: Any) -> VerifyRequest | None:
+        """What ``step(action)`` would send to the verifier now; ``None`` when this step verifies nothing.
+
+        With :meth:`verify_requests` and :class:`~ccpo_env.records.VerifiedAction` this lets a driver
+        verify the actions of many envs in one batched call: collect the requests, score them together,
+        then step each env with ``VerifiedAction(action, request, verdict)``. A live agent's ``action``
+        is validated as ``step`` would (same errors), without changing any state.
+        """
+        if self.problem is None:
+            raise RuntimeError("call reset() before verification_request()")
+        agent = self.agent_selection
+        if self.terminations[agent] or self.truncations[agent]:
+            return None  # a dead step takes None and verifies nothing
+        text, _ = self._clean_action(action)
+        return self._request(text) if agent in self.verified_agents else None
+
+    def verify_requests(self, requests: Sequence[VerifyRequest]) -> list[Verdict]:
+        """Score many requests (from any envs sharing this verifier) with one verifier call, in order.
+
+        The default verifier is scored with :func:`ccpo_env.verify.verify_batch` (same verdict per item
+        as :func:`~ccpo_env.verify.verify`); a custom verifier with a ``.batch`` attribute through that;
+        a custom verifier without one item by item.
+        """
+        requests = list(requests)
+        if not requests:
+            return []
+        batch = verify_batch if self.verifier is verify else getattr(self.verifier, "batch", None)
+        if batch is None:
+            return [self.verifier(r.response, r.gold, answer_type=r.answer_type) for r in requests]
+        verdicts = list(batch(
+            [r.response for r in requests], [r.gold for r in requests], answer_types=[r.answer_type for r in requests]
+        ))
+        if len(verdicts) != len(requests):
+            raise ValueError(
+                f"the verifier's batch form returned {len(verdicts)} verdicts for {len(requests)} responses; "
+                "it must return one verdict per response, in order"
+            )
+        return verdicts
+
+    def _verify(self, text: str, action: Any) -> Verdict:
+        """The verdict on ``text`` (the cleaned ``action``): precomputed when ``action`` carries a matching one."""
+        request = self._request(text)
+        if isinstance(action, VerifiedAction) and action.request == request:
+            return action.verdict
+        return self.verifier(request.response, request.gold, answer_type=request.answer_type)
 
     def _reward_for(self, correct: bool) -> float:
         return self.reward_correct if correct else self.reward_incorrect
@@ -302,7 +378,16 @@ class TeamEnv(AECEnv):
         """Nothing to release: the verifier's worker pool is shared and closes at interpreter exit."""
 
 
-def _stable_seed(*parts: Any) -> int:
-    """A seed derived from ``parts`` that is identical across processes (no ``hash()`` salt)."""
-    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") % (2**31 - 1)
+
+def wrap(raw: TeamEnv) -> OrderEnforcingWrapper:
+    """``raw`` in the standard PettingZoo wrappers that fit text actions, as each module's ``env()`` returns it.
+
+    Only :class:`~pettingzoo.utils.wrappers.OrderEnforcingWrapper` applies (it raises on ``step``,
+    ``observe`` or ``render`` before ``reset``). ``AssertOutOfBoundsWrapper`` and
+    ``TerminateIllegalWrapper`` need ``Discrete`` actions (and an action mask), ``ClipOutOfBoundsWrapper``
+    a ``Box``; a text action is never "out of bounds": the env cuts it to ``max_action_chars`` and says so
+    in ``infos``. Public attributes and hooks (``counterfactual``, ``spawn``, ``resolve_problem``,
+    ``verification_request``, ``counterfactual_rewards``, ...) forward through the wrapper; they return
+    raw envs. ``env.unwrapped`` is the raw env.
+    """
+    return OrderEnforcingWrapper(raw)

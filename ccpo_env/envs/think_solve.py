@@ -11,17 +11,26 @@ the Solver alone on the same problem with the solo prompt; this is the ``R_¬thi
 ``infos[agent]`` always has ``problem_id``, ``problem_index``, ``source`` and ``removed``; after the
 agent acts, ``action_truncated`` (and for the Thinker ``boxed_stripped``); after the episode ends,
 ``pred`` (extracted answer), ``correct``, ``reason`` (the verifier's) and ``gold``.
+
+Constructors, as in PettingZoo's own environment modules: :func:`env` (the env in the standard
+wrappers, see :func:`ccpo_env.envs.base.wrap`) and :data:`raw_env` (the class). There is no Parallel
+version: the Solver reads the Thinker's message, so the two cannot act at once.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ccpo_env.envs.base import TeamEnv
+from pettingzoo.utils.wrappers import OrderEnforcingWrapper
+
+from ccpo_env.envs.base import TeamEnv, wrap
 from ccpo_env.prompts import strip_boxed
 from ccpo_env.spaces import TextObservation
+from ccpo_env.topology import SOLVER, THINKER, get_topology
 
-__all__ = ["ThinkSolveEnv", "env"]
+__all__ = ["ThinkSolveEnv", "env", "raw_env"]
+
+_TOPOLOGY = get_topology("think_solve")
 
 
 class ThinkSolveEnv(TeamEnv):
@@ -39,10 +48,11 @@ class ThinkSolveEnv(TeamEnv):
     """
 
     metadata = {"render_modes": ["ansi", "human"], "name": "think_solve_v0", "is_parallelizable": False}
-    removable_agents = ("thinker",)
+    verified_agents = (SOLVER,)
 
     def __init__(self, dataset: Any = "arith", **kwargs: Any) -> None:
-        self.possible_agents = ["thinker", "solver"]
+        self.possible_agents = list(_TOPOLOGY.agents())
+        self.removable_agents = _TOPOLOGY.removable(tuple(self.possible_agents))
         super().__init__(dataset, **kwargs)
         self.thought: str | None = None
         self.answer: str | None = None
@@ -59,10 +69,10 @@ class ThinkSolveEnv(TeamEnv):
         """The text ``agent`` sees: its role prompt filled with the problem (and thought)."""
         assert self.problem is not None, "call reset() first"
         problem = self.problem.problem
-        if agent == "thinker":
+        if agent == THINKER:
             text = self.templates.render("thinker", problem=problem)
-        elif agent == "solver":
-            if "thinker" in self.removed:
+        elif agent == SOLVER:
+            if THINKER in self.removed:
                 text = self.templates.render("solver_solo", problem=problem)
             else:
                 text = self.templates.render("solver_joint", problem=problem, thought=self.thought or "")
@@ -80,17 +90,17 @@ class ThinkSolveEnv(TeamEnv):
         self._cumulative_rewards[agent] = 0.0
         self._clear_rewards()
         self.infos[agent]["action_truncated"] = was_cut
-        if agent == "thinker":
+        if agent == THINKER:
             self.thought, stripped = strip_boxed(text)
             self.infos[agent]["boxed_stripped"] = stripped
             self._moves.append((agent, self.thought))
-            self.agent_selection = "solver"
+            self.agent_selection = SOLVER
             return
         # The Solver's answer ends the episode for everyone.
         self.answer = text
         self._moves.append((agent, text))
         assert self.problem is not None
-        self.verdict = self._verify(text)
+        self.verdict = self._verify(text, action)
         reward = self._reward_for(self.verdict.correct)
         for a in self.agents:
             self.rewards[a] = reward
@@ -109,6 +119,10 @@ class ThinkSolveEnv(TeamEnv):
         return [f"=== answer: {self.verdict.pred!r} | gold: {self.problem.answer!r} | {mark} ({self.verdict.reason})"]
 
 
-def env(**kwargs: Any) -> ThinkSolveEnv:
-    """PettingZoo-style constructor."""
-    return ThinkSolveEnv(**kwargs)
+#: The unwrapped env class, under the name PettingZoo's environment modules use.
+raw_env = ThinkSolveEnv
+
+
+def env(**kwargs: Any) -> OrderEnforcingWrapper:
+    """A :class:`ThinkSolveEnv` (any of its arguments) in the standard wrappers (:func:`~ccpo_env.envs.base.wrap`)."""
+    return wrap(raw_env(**kwargs))

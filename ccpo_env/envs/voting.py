@@ -18,20 +18,32 @@ If every vote abstains the team has no answer and gets ``reward_incorrect``.
 
 :meth:`VotingEnv.counterfactual_rewards` re-counts the recorded votes with one voter left out: the
 counterfactual ``R_¬i`` needs no new decoding.
+
+Constructors, as in PettingZoo's own environment modules: :func:`env` (the env in the standard
+wrappers, see :func:`ccpo_env.envs.base.wrap`), :data:`raw_env` (the class) and :func:`parallel_env`
+(the Parallel API version, :class:`ccpo_env.envs.voting_parallel.VotingParallelEnv`: without visible
+votes the voters act independently, so all of them can vote at once).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pettingzoo.utils.wrappers import OrderEnforcingWrapper
 
-from ccpo_env.envs.base import TeamEnv, _stable_seed
+from ccpo_env.envs.base import TeamEnv, wrap
+from ccpo_env.records import VerifyRequest
+from ccpo_env.seeding import stable_seed
 from ccpo_env.spaces import TextObservation
+from ccpo_env.topology import get_topology
 from ccpo_env.verify import Verdict, answer_classes
 
-__all__ = ["VotingEnv", "VoteTally", "env"]
+__all__ = ["VotingEnv", "VoteTally", "env", "parallel_env", "raw_env"]
+
+_TOPOLOGY = get_topology("voting")
 
 TIE_BREAKS = ("expected", "random")
 
@@ -73,9 +85,12 @@ class VotingEnv(TeamEnv):
         visible_votes: show earlier votes to later voters (default False).
         tie_break: ``"expected"`` (default) or ``"random"``.
         **kwargs: every other :class:`~ccpo_env.envs.base.TeamEnv` argument.
+
+    ``metadata["is_parallelizable"]`` is per instance: ``True`` unless ``visible_votes`` (a voter that
+    reads earlier votes must wait for them).
     """
 
-    metadata = {"render_modes": ["ansi", "human"], "name": "voting_v0", "is_parallelizable": False}
+    metadata = {"render_modes": ["ansi", "human"], "name": "voting_v0", "is_parallelizable": True}
 
     def __init__(
         self,
@@ -90,11 +105,13 @@ class VotingEnv(TeamEnv):
             raise ValueError(f"num_voters must be a positive integer, got {num_voters!r}")
         if tie_break not in TIE_BREAKS:
             raise ValueError(f"tie_break={tie_break!r} is not valid; choose one of {list(TIE_BREAKS)}")
-        self.possible_agents = [f"voter_{i}" for i in range(num_voters)]
-        self.removable_agents = tuple(self.possible_agents)
+        self.possible_agents = list(_TOPOLOGY.agents(num_voters=num_voters))
+        self.removable_agents = _TOPOLOGY.removable(tuple(self.possible_agents))
+        self.verified_agents = tuple(self.possible_agents)  # every vote is scored (its answer is extracted)
         super().__init__(dataset, **kwargs)
         self.num_voters = num_voters
         self.visible_votes = bool(visible_votes)
+        self.metadata = {**type(self).metadata, "is_parallelizable": not self.visible_votes}
         self.tie_break = tie_break
         self._spawn_kwargs.update(num_voters=num_voters, visible_votes=visible_votes, tie_break=tie_break)
         self.votes: dict[str, Verdict] = {}
@@ -105,6 +122,18 @@ class VotingEnv(TeamEnv):
         self._start_episode(seed, options)
         self.votes = {}
         self.tally = None
+
+    def vote_requests(self, actions: Mapping[str, Any]) -> dict[str, VerifyRequest]:
+        """What each voter's step would send to the verifier, for the live voters named in ``actions``.
+
+        A vote is scored on its own (the problem and its text), whatever the order, so the requests of a
+        whole round can be made before anyone votes: the Parallel env scores them in one
+        :meth:`verify_requests` call. Each action is validated as ``step`` would; nothing changes.
+        """
+        if self.problem is None:
+            raise RuntimeError("call reset() before vote_requests()")
+        live = [a for a in self.agents if not (self.terminations[a] or self.truncations[a])]
+        return {a: self._request(self._clean_action(actions[a], a)[0]) for a in live if a in actions}
 
     def observe(self, agent: str) -> TextObservation:
         """The voter prompt; with ``visible_votes`` it lists the answers of earlier voters."""
@@ -132,7 +161,7 @@ class VotingEnv(TeamEnv):
         self._cumulative_rewards[agent] = 0.0
         self._clear_rewards()
         assert self.problem is not None
-        verdict = self._verify(text)
+        verdict = self._verify(text, action)
         self.votes[agent] = verdict
         self._moves.append((agent, text))
         self.infos[agent].update(action_truncated=was_cut, pred=verdict.pred)
@@ -173,7 +202,7 @@ class VotingEnv(TeamEnv):
         if self.tie_break == "expected":
             reward = float(np.mean([self._reward_for(frozen[i][2]) for i in tied]))
             return VoteTally(reward, None, frozen, tied)
-        pick = tied[int(np.random.default_rng(_stable_seed("tie", rng_seed)).integers(len(tied)))]
+        pick = tied[int(np.random.default_rng(stable_seed("tie", rng_seed)).integers(len(tied)))]
         return VoteTally(self._reward_for(frozen[pick][2]), pick, frozen, tied)
 
     def counterfactual_rewards(self) -> dict[str, float]:
@@ -199,6 +228,17 @@ class VotingEnv(TeamEnv):
         return lines
 
 
-def env(**kwargs: Any) -> VotingEnv:
-    """PettingZoo-style constructor."""
-    return VotingEnv(**kwargs)
+#: The unwrapped env class, under the name PettingZoo's environment modules use.
+raw_env = VotingEnv
+
+
+def env(**kwargs: Any) -> OrderEnforcingWrapper:
+    """A :class:`VotingEnv` (any of its arguments) in the standard wrappers (:func:`~ccpo_env.envs.base.wrap`)."""
+    return wrap(raw_env(**kwargs))
+
+
+def parallel_env(**kwargs: Any) -> Any:
+    """The Parallel API version: :class:`~ccpo_env.envs.voting_parallel.VotingParallelEnv` (``visible_votes=False`` only)."""
+    from ccpo_env.envs.voting_parallel import parallel_env as make  # its module imports this one
+
+    return make(**kwargs)
