@@ -456,8 +456,8 @@ def compute_policy_objective(
 
     Returns:
         ``(loss, metrics)``: the :func:`policy_loss` metrics plus ``loss`` (total), ``kl`` (aggregated, when
-        ``ref_logprobs`` is given), ``entropy`` (token mean, when available), ``truncated_frac`` (when
-        ``truncated`` is given). ``nonfinite`` also covers ``ref_logprobs``/``entropy``/``logits``.
+        ``ref_logprobs`` is given), ``entropy`` (token mean, when available). (The share of truncated
+        responses is a property of the batch: the trainer reports it, once.) ``nonfinite`` also covers ``ref_logprobs``/``entropy``/``logits``.
     """
 
     cfg = config if config is not None else LossConfig()
@@ -511,9 +511,6 @@ def compute_policy_objective(
                 total = total - cfg.entropy_coef * aggregate(ent)  # bonus: maximise entropy
         metrics["entropy"] = masked_mean(ent.detach(), m)
 
-    if truncated is not None:
-        t = as_bool_mask(torch.as_tensor(truncated, device=logprobs.device))
-        metrics["truncated_frac"] = t.to(logprobs.dtype).mean()
     metrics["loss"] = total.detach()
     metrics["nonfinite"] = metrics["nonfinite"] | ~torch.isfinite(total.detach())
     return total, _to_python(metrics)

@@ -115,6 +115,8 @@ class CreditConfig:
         normalizer_decay: EMA decay of the global-history normalizer (default 0.99).
         per_source: keep normalizer statistics per data source (default False).
         rating_max_new_tokens: token limit of SEPO rating generations (default 48).
+        rating_template: SEPO's rating prompt, ``"default"`` (the full instructions) or ``"compact"`` (short, for
+            small models taught the format, e.g. ``arith-warmstart-sepo``) (default ``"default"``).
     """
 
     method: str = "ccpo_tree"
@@ -122,6 +124,7 @@ class CreditConfig:
     normalizer_decay: float = 0.99
     per_source: bool = False
     rating_max_new_tokens: int = 48
+    rating_template: str = "default"
 
     def __post_init__(self) -> None:
         from ccpo_agents.credit import get_credit
@@ -131,6 +134,10 @@ class CreditConfig:
         except (KeyError, ValueError, TypeError) as e:
             raise ConfigError(f"credit: {e}") from None
         _check(0.0 < self.normalizer_decay < 1.0, "credit.normalizer_decay must be in (0, 1)")
+        from ccpo_agents.credit.sepo import RATING_TEMPLATES
+
+        _check(self.rating_template in RATING_TEMPLATES,
+               f"credit.rating_template={self.rating_template!r}; choose one of {sorted(RATING_TEMPLATES)}")
 
 
 @dataclass

@@ -37,6 +37,8 @@ __all__ = [
     "parse_rating",
     "ratings_from_texts",
     "RATING_TEMPLATE",
+    "COMPACT_RATING_TEMPLATE",
+    "RATING_TEMPLATES",
     "NEUTRAL_SHARE",
 ]
 
@@ -58,6 +60,15 @@ RATING_TEMPLATE = (
     "where a is the Thinker's share, b = 1 - a is the Solver's share, and a is one of "
     "0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9."
 )
+
+
+#: A short version for small models (a fifth of the tokens): the same facts and the same reply format.
+COMPACT_RATING_TEMPLATE = (
+    "Rate the {role_title}'s team. Problem: {problem}\nThought: {thought}\nAnswer: {answer}\n"
+    "Outcome: {outcome}. Thinker's share of the {credit}, as JSON:"
+)
+#: Rating prompt presets by name (``credit.rating_template``).
+RATING_TEMPLATES = {"default": RATING_TEMPLATE, "compact": COMPACT_RATING_TEMPLATE}
 
 
 def build_rating_prompt(role: str, problem: str, thought: str, answer: str, outcome_correct: bool,

@@ -45,7 +45,12 @@ import torch
 
 from ccpo_agents.models.sft import SFTConfig, SFTExample, train_sft
 from ccpo_env import TEMPLATE_PRESETS, ThinkSolveEnv
-from ccpo_env.data.arith import ArithDataset, arith_oracle_thought, arith_thought_correct
+from ccpo_env.data.arith import (
+    ArithDataset,
+    arith_corrupt_thought,
+    arith_oracle_thought,
+    arith_thought_correct,
+)
 from ccpo_env.topology import SOLVER, THINKER
 
 __all__ = [
@@ -57,8 +62,8 @@ __all__ = [
 #: Bumped whenever the build code changes what a recipe produces (part of every fingerprint).
 CODE_VERSION = "warmstart-v1"
 #: Model names the loader resolves through this module.
-WARMSTART_NAMES = ("arith-warmstart", "arith-warmstart-freeride")
-EXAMPLE_KINDS = ("thinker", "solver_joint", "solver_solo", "solver_easy")
+WARMSTART_NAMES = ("arith-warmstart", "arith-warmstart-freeride", "arith-warmstart-sepo")
+EXAMPLE_KINDS = ("thinker", "solver_joint", "solver_solo", "solver_easy", "rater")
 #: The package folder holding shipped warm-start weights (``weights/<name>/``, written by ``--ship``).
 SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -108,6 +113,8 @@ class WarmStartRecipe:
         init_from: a :data:`WARMSTART_NAMES` name whose built model this recipe goes on training (default
             None: a fresh model from ``model``/``model_dims``/``vocab_size``, which are then ignored). The
             parent's fingerprint is part of this recipe's, so a changed parent rebuilds the child.
+        rating_template: the SEPO rating prompt preset of ``rater`` examples (default ``"compact"``: a fifth of
+            the tokens of the full instructions; RL must use the same, ``credit.rating_template=compact``).
     """
 
     model: str = "tiny-small"
@@ -132,6 +139,7 @@ class WarmStartRecipe:
     eval_problems: int = 200
     eval_seed: int = 1234
     init_from: str | None = None
+    rating_template: str = "compact"
 
     def __post_init__(self) -> None:
         from ccpo_agents.models.tiny import TINY_PRESETS
@@ -164,6 +172,8 @@ class WarmStartRecipe:
         d = {**dataclasses.asdict(self), "levels": list(self.levels)}
         if d["init_from"] is None:
             del d["init_from"]
+        if "rater" not in self.example_mix:  # only recipes with rating examples depend on it
+            del d["rating_template"]
         return d
 
     def fingerprint(self) -> str:
@@ -194,12 +204,18 @@ def default_recipe(name: str = "arith-warmstart") -> WarmStartRecipe:
       anything. Continuing the built default costs 1500 steps instead of a second full build. (Two from-scratch
       builds with the items mixed in ended with the Solver's addition not generalised, but they also carried a
       since-fixed bug that added bad rows, so they settle nothing.)
+    - ``"arith-warmstart-sepo"``: ``"arith-warmstart"`` trained on with SEPO rating examples (``rater``, see
+      :mod:`ccpo_agents.models.rating_examples`), so that SEPO's ratings parse and carry information; its
+      metrics add ``rating_parsed`` / ``rating_agrees`` per temperature.
     """
     if name == "arith-warmstart":
         return WarmStartRecipe()
     if name == "arith-warmstart-freeride":
         mix = {"thinker": 0.3, "solver_joint": 1.0, "solver_solo": 0.05, "solver_easy": 1.0}
         return WarmStartRecipe(init_from="arith-warmstart", num_steps=1500, warmup_steps=20, example_mix=mix)
+    if name == "arith-warmstart-sepo":
+        mix = {"thinker": 0.3, "solver_joint": 1.0, "solver_solo": 0.05, "rater": 1.0}
+        return WarmStartRecipe(init_from="arith-warmstart", num_steps=600, warmup_steps=20, example_mix=mix)
     raise ValueError(f"unknown warm-start model {name!r}; valid names: {list(WARMSTART_NAMES)}")
 
 
@@ -210,17 +226,6 @@ def default_cache_dir() -> Path:
 
 
 # ---------------------------------------------------------------------------------------------- examples
-def _corrupt(thought: str, rng: random.Random) -> str:
-    """Change one digit of one intermediate result (never to the same digit, never a leading zero)."""
-    steps = thought.split(", ")
-    k = rng.randrange(len(steps))
-    lhs, value = steps[k].split("=")
-    pos = rng.randrange(len(value))
-    digits = [d for d in "0123456789" if d != value[pos] and not (pos == 0 and d == "0" and len(value) > 1)]
-    steps[k] = f"{lhs}={value[:pos]}{rng.choice(digits)}{value[pos + 1 :]}"
-    return ", ".join(steps)
-
-
 def make_sft_examples(
     recipe: WarmStartRecipe, tokenizer: Any, num_problems: int | None = None, *, split: str = "train"
 ) -> list[SFTExample]:
@@ -252,9 +257,16 @@ def make_sft_examples(
             rows.append((kind, False, str(env.observe(role)), recipe.system_prompts.get(role) or "", target))
         if recipe.thinker_noise > 0 and thought:
             rng = random.Random(f"noise|{recipe.seed}|{problem.problem}")  # str seeds: no hash salt
-            rows.append(("thinker", True, *rows[-3][2:4], _corrupt(thought, rng)))
+            rows.append(("thinker", True, *rows[-3][2:4], arith_corrupt_thought(thought, rng)))
     if recipe.example_mix.get("solver_easy", 0) > 0:
         rows += _easy_rows(recipe, n, split)
+    if recipe.example_mix.get("rater", 0) > 0:  # SEPO's rating format (ccpo_agents.models.rating_examples)
+        from ccpo_agents.models.rating_examples import rating_cases, rating_target
+
+        problems = [p for _, p in _distinct(data, n)]
+        for role, prompt, thought_ok, outcome_ok in rating_cases(problems, recipe.seed, recipe.rating_template):
+            rows.append(("rater", False, prompt, recipe.system_prompts.get(role) or "",
+                         rating_target(thought_ok, outcome_ok)))
     texts = [render_prompt(tokenizer, obs, sp or None) for _, _, obs, sp, _ in rows]
     templated = {t for _, t in texts}
     if len(templated) != 1:  # cannot happen for one tokenizer; guards the batched call below
@@ -384,6 +396,15 @@ def evaluate_warmstart(
                     "oracle": with_oracle["by_level"][level]["pass@1"]}
             for level, r in team["by_level"].items()
         }  # fmt: skip
+        if recipe.example_mix.get("rater", 0) > 0:
+            from ccpo_agents.models.rating_examples import evaluate_ratings
+
+            raters = {role: HFPolicy(model, tokenizer, role=role, generation=gen.replace(max_new_tokens=64),
+                                     system_prompt=recipe.system_prompts.get(role) or None)
+                      for role in (THINKER, SOLVER)}  # fmt: skip
+            rated = evaluate_ratings(raters, [data[i] for i in range(max(1, n // 4))], seed=seed,
+                                     template=recipe.rating_template)
+            row.update({f"rating_{k}": v for k, v in rated.items() if k != "n"})
         results["greedy" if temp is None else f"T={temp}"] = row
     return results
 
@@ -391,7 +412,8 @@ def evaluate_warmstart(
 #: Row labels of the warm-start accuracy table.
 TABLE_ROWS = {"joint": "(a) joint", "oracle": "(b) Solver + oracle thought", "solo": "(c) Solver alone",
               "thinker": "(d) Thinker correct", "easy_joint": "(e) one-op item, team",
-              "easy_solo": "(f) one-op item, Solver alone"}  # fmt: skip
+              "easy_solo": "(f) one-op item, Solver alone", "rating_parsed": "(g) SEPO rating parses",
+              "rating_agrees": "(h) rating sides with thought quality"}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------- build, cache

@@ -29,6 +29,7 @@ from ccpo_agents.algos import estimate_advantages
 from ccpo_agents.config import ConfigError, ExperimentConfig
 from ccpo_agents.config.validate import check_config
 from ccpo_agents.credit import (
+    RATING_TEMPLATES,
     CreditAssigner,
     CreditResult,
     GlobalHistoryNormalizer,
@@ -217,10 +218,11 @@ class Trainer:
     def _ratings(self, joint: list[Any]) -> tuple[list[str], list[str]]:
         """SEPO: each role rates every (thought, answer) pair given the verifier's outcome."""
         texts: dict[str, list[str]] = {}
+        template = RATING_TEMPLATES[self.config.credit.rating_template]
         for role in (THINKER, SOLVER):
             prompts = [
                 build_rating_prompt(role, self.env.dataset[ep.problem_index].problem, ep.turn(THINKER).action,
-                                    ep.turn(SOLVER).action, bool(ep.correct))
+                                    ep.turn(SOLVER).action, bool(ep.correct), template=template)
                 for ep in joint
             ]
             policy = self.roles.policy_for(role)

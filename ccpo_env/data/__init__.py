@@ -8,7 +8,13 @@
 Benchmark sets resolve from ``data_dir=``, then ``$CCPO_DATA_DIR``, then the Hugging Face Hub.
 """
 
-from ccpo_env.data.arith import ArithDataset, arith_one_op_solve, arith_oracle_thought, arith_thought_correct
+from ccpo_env.data.arith import (
+    ArithDataset,
+    arith_corrupt_thought,
+    arith_one_op_solve,
+    arith_oracle_thought,
+    arith_thought_correct,
+)
 from ccpo_env.data.dataset import Dataset, DatasetArgumentError, DatasetNotFoundError, UnknownDatasetError
 from ccpo_env.data.problem import Problem
 from ccpo_env.data.registry import (
@@ -30,6 +36,7 @@ __all__ = [
     "DatasetNotFoundError",
     "Problem",
     "UnknownDatasetError",
+    "arith_corrupt_thought",
     "arith_one_op_solve",
     "check_dataset_args",
     "dataset_splits",

@@ -53,6 +53,7 @@ alone; a collapsed Thinker brings the two together. ``extras["kind"]`` (``"solo"
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 from collections.abc import Callable, Sequence
 from functools import lru_cache
@@ -370,6 +371,18 @@ def arith_oracle_thought(problem: Problem) -> str:
     steps = problem.extras.get("steps") if problem.source == "arith" else None
     if steps is None:
         raise ValueError(f"arith_oracle_thought needs an arith problem, got one from {problem.source!r}")
+    return ", ".join(steps)
+
+
+def arith_corrupt_thought(thought: str, rng: random.Random) -> str:
+    """``thought`` with one digit of one intermediate result changed (never to the same digit, never to a
+    leading zero): ``"7*8=56"`` may become ``"7*8=46"``. For deliberately wrong thoughts (SFT noise, tests)."""
+    steps = thought.split(", ")
+    k = rng.randrange(len(steps))
+    lhs, value = steps[k].split("=")
+    pos = rng.randrange(len(value))
+    digits = [d for d in "0123456789" if d != value[pos] and not (pos == 0 and d == "0" and len(value) > 1)]
+    steps[k] = f"{lhs}={value[:pos]}{rng.choice(digits)}{value[pos + 1 :]}"
     return ", ".join(steps)
 
 
