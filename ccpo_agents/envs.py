@@ -30,6 +30,7 @@ def build_env(env_cfg: Any, *, dataset: str | None = None, split: str | None = N
         dataset_options=env_cfg.dataset_options if dataset_options is None else dataset_options,
         limit=limit, reward_correct=env_cfg.reward_correct, reward_incorrect=env_cfg.reward_incorrect,
         max_action_chars=env_cfg.max_action_chars, templates=TEMPLATE_PRESETS[env_cfg.templates],
+        extraction=env_cfg.extraction,
     )
     kwargs.update({key: getattr(env_cfg, key) for key, _ in topology.env_options})
     return topology.make_env(dataset or env_cfg.dataset, **kwargs)

@@ -22,8 +22,12 @@ No TRL needed to run this. With TRL installed, pass the same function to ``GRPOT
         args=GRPOConfig(output_dir="grpo-out"),
     )
 
+With TRL installed (``pip install 'ccpo[trl]'``) the last part does exactly that: a real ``GRPOTrainer``
+trains the tiny model (saved as a local Hugging Face folder, no download) on arith prompts for
+``--trl-steps`` steps on CPU, rewarded by the ccpo verifier, and prints the reward per step.
+
 (TRL's GRPOTrainer trains one model on one outcome; for a Thinker-Solver *team* with counterfactual
-credit use the ccpo trainer.)
+credit use the ccpo trainer. ``benchmarks/bench_vs_trl.py`` times the two on the same job.)
 
 Run::
 
@@ -44,6 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--format-penalty", type=float, default=-0.1,
                    help="reward for a completion with no final answer in the second demo (default -0.1)")
+    p.add_argument("--trl-steps", type=int, default=2,
+                   help="GRPOTrainer steps on the tiny model when TRL is installed; 0 = skip (default 2)")
     return p.parse_args(argv)
 
 
@@ -101,6 +107,54 @@ def main(argv: list[str] | None = None) -> None:
     golds, types = ["42", "True", "False"], ["math", "label", "label"]
     rewards = reward_mixed(prompts=["..."] * 3, completions=mixed, answer=golds, answer_type=types)
     show("mixed answer types (answer_type_column='answer_type')", mixed, golds, rewards)
+
+    # 4. The same reward driving a real TRL GRPOTrainer (when TRL is installed).
+    if args.trl_steps > 0:
+        train_with_trl(args.trl_steps)
+
+
+def train_with_trl(steps: int) -> list[float] | None:
+    """Train the tiny model with TRL's GRPOTrainer for ``steps`` steps, the ccpo verifier as the reward;
+    returns the mean reward per step (``None`` when TRL is not installed)."""
+    try:
+        from trl import GRPOConfig, GRPOTrainer
+    except ImportError:
+        print("\n== TRL GRPOTrainer ==\n  TRL is not installed (pip install 'ccpo[trl]'): skipped")
+        return None
+    import tempfile
+
+    from datasets import Dataset
+    from transformers import TrainerCallback
+
+    from ccpo_agents.models.tiny import build_tiny
+
+    rows = load_dataset("arith", split="train", level=1, limit=64)
+    data = Dataset.from_dict({"prompt": [[{"role": "user", "content": p.problem}] for p in rows],
+                              "answer": [p.answer for p in rows]})
+    rewards: list[float] = []
+
+    class Log(TrainerCallback):
+        def on_log(self, a: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+            if logs and "reward" in logs:
+                rewards.append(float(logs["reward"]))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model, tokenizer = build_tiny("tiny", seed=0)  # random-init tiny Qwen2 + local tokenizer
+        model.save_pretrained(f"{tmp}/model")
+        tokenizer.save_pretrained(f"{tmp}/model")
+        config = GRPOConfig(
+            output_dir=f"{tmp}/out", use_cpu=True, report_to="none", save_strategy="no", disable_tqdm=True,
+            max_steps=steps, logging_steps=1, per_device_train_batch_size=8, num_generations=4,
+            max_completion_length=8, learning_rate=1e-4, loss_type="dr_grpo", scale_rewards="none", seed=0,
+            bf16=False,  # fp32 on CPU (and the same precision as a ccpo trainer in the same process)
+        )
+        trainer = GRPOTrainer(model=f"{tmp}/model", reward_funcs=[make_trl_reward("answer")],
+                              train_dataset=data, args=config, callbacks=[Log()])
+        trainer.train()
+    print(f"\n== TRL GRPOTrainer, ccpo verifier as the reward, {steps} steps on the tiny model ==")
+    for i, r in enumerate(rewards, 1):
+        print(f"  step {i}: mean reward {r:.3f}")
+    return rewards
 
 
 if __name__ == "__main__":

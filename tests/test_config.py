@@ -49,6 +49,7 @@ def test_yaml_then_overrides(tmp_path):
         ("algo.estimator.name=grpoo", r"grpo"),
         ("algo.loss.name=ppo2", r"ppo"),
         ("env.topology=chain", r"think_solve"),
+        ("env.extraction=loose", r"env.extraction=.loose. is not valid; choose one of \[.boxed., .anchored., .lenient.\]"),
         ("policy.parameterisation=moe", r"shared"),
         ("rollout.num_thoughts=0", r"num_thoughts must be >= 1"),
     ],

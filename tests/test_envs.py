@@ -102,6 +102,33 @@ def test_think_solve_flow_rewards_and_infos():
     assert env.agents == []
 
 
+@pytest.mark.parametrize(
+    ("extraction", "prose_pays", "anchor_pays"),
+    [("anchored", False, True), ("lenient", True, True), ("boxed", False, False)],
+)
+def test_reward_extraction_mode(extraction, prose_pays, anchor_pays):
+    """Rewards default to anchored extraction: prose conclusions are not read unless asked for."""
+    default = ThinkSolveEnv(PROBLEMS)
+    assert default.extraction == "anchored"
+    for text, pays in (("Adding the two numbers gives 5.", prose_pays), ("The answer is 5", anchor_pays)):
+        env = ThinkSolveEnv(PROBLEMS, extraction=extraction)
+        env.reset(seed=0, options={"problem": "p0"})
+        env.step("add")
+        env.step(text)
+        assert env.infos["solver"]["correct"] is pays, (extraction, text)
+        # the batched path used by the rollout driver agrees with step()
+        env.reset(seed=0, options={"problem": "p0"})
+        env.step("add")
+        (verdict,) = env.verify_requests([env.verification_request(text)])
+        assert verdict.correct is pays
+    # a counterfactual branch keeps the mode
+    env = ThinkSolveEnv(PROBLEMS, extraction="lenient")
+    env.reset(seed=0, options={"problem": "p0"})
+    assert env.counterfactual(remove=["thinker"]).extraction == "lenient"
+    with pytest.raises(ValueError, match="unknown extraction mode 'loose'; valid: boxed, anchored, lenient"):
+        ThinkSolveEnv(PROBLEMS, extraction="loose")
+
+
 @pytest.mark.parametrize("low", [-1.0, 0.0])
 def test_think_solve_wrong_answer_reward_values(low):
     env = ThinkSolveEnv(PROBLEMS, reward_incorrect=low)

@@ -1,7 +1,8 @@
 """Hand-labelled verifier cases: (category, response, gold, expected_correct, answer_type).
 
 Shared by tests/test_verify.py and benchmarks/bench_verifier.py (agreement with labels). Labels follow the
-documented rules of ccpo_env.verify (e.g. gold ``50\\%`` rejects ``0.5``; ``0.333333`` != ``1/3``).
+documented rules of ccpo_env.verify (e.g. gold ``50\\%`` rejects ``0.5``; ``0.333`` != ``1/3`` under the
+``1e-6`` approximation policy). The larger corpus is ``tests/data/verify_corpus.jsonl``.
 """
 
 from __future__ import annotations

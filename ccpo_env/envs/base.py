@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from gymnasium.utils import seeding
@@ -25,7 +26,8 @@ from ccpo_env.prompts import DEFAULT_TEMPLATES, PromptTemplates
 from ccpo_env.records import VerifiedAction, VerifyRequest, action_text
 from ccpo_env.seeding import stable_seed
 from ccpo_env.spaces import PrintableText, TextObservation, sanitize, text_space, to_observation
-from ccpo_env.verify import Verdict, verify, verify_batch
+from ccpo_env.verify import TRAINING_EXTRACTION, Verdict, verify, verify_batch
+from ccpo_env.verify.extract import check_extraction
 
 __all__ = ["TeamEnv", "wrap"]
 
@@ -53,10 +55,15 @@ class TeamEnv(AECEnv):
         templates: role prompt templates (default :data:`~ccpo_env.prompts.DEFAULT_TEMPLATES`).
         seed: seed used by the first ``reset()`` that is given no seed.
         verifier: ``fn(response, gold, *, answer_type) -> Verdict`` scoring the team's answer
-            (default :func:`ccpo_env.verify.verify`); plug in your own for other tasks. A custom
+            (default :func:`ccpo_env.verify.verify` with ``extraction``); plug in your own for other tasks. A custom
             verifier may offer a batch form as its ``.batch`` attribute, with the signature of
             :func:`ccpo_env.verify.verify_batch` (``batch(responses, golds, *, answer_types)``);
             :meth:`verify_requests` then scores a whole batch in one call, else item by item.
+        extraction: how the default verifier finds the final answer (``"anchored"``, the default: a
+            ``\\boxed{}``, else an "answer is"/"Answer:" anchor, else a last line holding only the answer;
+            ``"boxed"``: only a box counts; ``"lenient"``: also the last expression of a concluding
+            sentence, as evaluation checkers read prose). Rewards default to ``"anchored"`` because
+            paying for the last number of unfinished working rewards rambling and lucky guesses.
         render_mode: ``None``, ``"ansi"`` (``render()`` returns the transcript) or ``"human"`` (prints it).
     """
 
@@ -82,6 +89,7 @@ class TeamEnv(AECEnv):
         templates: PromptTemplates | None = None,
         seed: int | None = None,
         verifier: Callable[..., Verdict] | None = None,
+        extraction: str = TRAINING_EXTRACTION,
         render_mode: str | None = None,
     ) -> None:
         super().__init__()
@@ -105,9 +113,13 @@ class TeamEnv(AECEnv):
         self._spawn_kwargs: dict[str, Any] = dict(
             reward_correct=reward_correct, reward_incorrect=reward_incorrect,
             max_action_chars=max_action_chars, max_observation_chars=max_observation_chars,
-            templates=templates, render_mode=render_mode, verifier=verifier,
+            templates=templates, render_mode=render_mode, verifier=verifier, extraction=extraction,
         )
-        self.verifier = verifier if verifier is not None else verify
+        check_extraction(extraction)
+        #: how the default verifier finds the answer; ignored by a custom ``verifier``.
+        self.extraction = extraction
+        self._default_verifier = verifier is None
+        self.verifier = verifier if verifier is not None else partial(verify, extraction=extraction)
         self.reward_correct = float(reward_correct)
         self.reward_incorrect = float(reward_incorrect)
         self.max_action_chars = int(max_action_chars)
@@ -316,7 +328,10 @@ class TeamEnv(AECEnv):
         requests = list(requests)
         if not requests:
             return []
-        batch = verify_batch if self.verifier is verify else getattr(self.verifier, "batch", None)
+        if self._default_verifier:
+            batch = partial(verify_batch, extraction=self.extraction)
+        else:
+            batch = getattr(self.verifier, "batch", None)
         if batch is None:
             return [self.verifier(r.response, r.gold, answer_type=r.answer_type) for r in requests]
         verdicts = list(batch(

@@ -2,15 +2,24 @@
 
 Flow for one item (``answer_type="math"``):
 
-1. extract the final answer (:func:`~ccpo_env.verify.extract.extract_answer`); none -> ``"no_answer"``;
+1. extract the final answer (:func:`~ccpo_env.verify.extract.extract_answer`, strictness ``extraction``:
+   ``"boxed"``, ``"anchored"`` or the default ``"lenient"``; a gold that is an option letter lets lenient
+   extraction look for the picked letter in prose); none -> ``"no_answer"``;
 2. normalise prediction and gold (:func:`~ccpo_env.verify.normalize.normalize_math`);
 3. look up the bounded LRU cache keyed on ``(answer_type, normalised pred, normalised gold)``;
 4. decide in-process when possible (:func:`~ccpo_env.verify.compare.decide`: exact match, exact rationals,
-   choices, equations, tuples, size guards) - microseconds, no sympy in this process;
+   decimal approximations (:mod:`~ccpo_env.verify.approx`), choices, equations, relations vs intervals,
+   tuples, size guards) - microseconds, no sympy in this process;
 5. otherwise run math-verify in a worker process with a hard timeout (:mod:`ccpo_env.verify.pool`).
 
 ``DEFAULT_TIMEOUT`` (5 s) bounds step 5 per item. Timeouts are not cached (they can depend on load).
 Arguments that are not strings are treated as text (``None`` as empty); only bad *arguments* raise.
+
+Which extraction mode where: :func:`verify` defaults to ``"lenient"`` (reads answers the way ecosystem
+checkers do, for evaluation); RL rewards should use ``"anchored"`` (:data:`~ccpo_env.verify.TRAINING_EXTRACTION`,
+the default of :func:`~ccpo_env.verify.make_trl_reward`), which never rewards a number guessed from prose,
+or ``"boxed"`` when the prompt makes the box a format requirement. A boxed answer scores the same in
+every mode.
 """
 
 from __future__ import annotations
@@ -21,8 +30,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from . import pool as _pool
-from .compare import MAX_ANSWER_CHARS, Decision, decide
-from .extract import extract_answer, extract_label
+from .compare import CHOICE_GOLD_RE, MAX_ANSWER_CHARS, Decision, decide
+from .extract import DEFAULT_EXTRACTION, check_extraction, extract_answer, extract_label
 from .normalize import compact, normalize_label, normalize_math
 from .verdict import Verdict
 
@@ -118,19 +127,21 @@ class _Job:
         self.pred_norm = self.gold_norm = ""
 
 
-def _prepare(response: object, gold: object, answer_type: str) -> _Job:
+def _prepare(response: object, gold: object, answer_type: str, extraction: str) -> _Job:
     """Extraction, normalisation, cache and in-process decision; sets ``job.verdict`` when done."""
     job = _Job()
     response, gold = _text(response), _text(gold)
     if answer_type == "label":
-        job.pred = extract_label(response)
+        job.pred = extract_label(response, extraction)
         if job.pred is None:
             job.verdict = Verdict(False, None, "no_answer")
         else:
             correct, reason = _label_decision(job.pred, gold)
             job.verdict = Verdict(correct, job.pred, reason)
         return job
-    pred = extract_answer(response)
+    gold_norm = normalize_math(gold)
+    choices = CHOICE_GOLD_RE.fullmatch(compact(gold_norm)) is not None
+    pred = extract_answer(response, extraction, choices=choices)
     if pred is None:
         job.verdict = Verdict(False, None, "no_answer")
         return job
@@ -138,7 +149,7 @@ def _prepare(response: object, gold: object, answer_type: str) -> _Job:
         job.verdict = Verdict(False, pred[:MAX_ANSWER_CHARS], "answer_too_long")
         return job
     job.pred = pred
-    job.pred_norm, job.gold_norm = normalize_math(pred), normalize_math(gold)
+    job.pred_norm, job.gold_norm = normalize_math(pred), gold_norm
     if not job.gold_norm:
         job.verdict = Verdict(False, pred, "no_gold")
         return job
@@ -176,7 +187,12 @@ def _finish(jobs: list[_Job], timeout: float, workers: int, symmetric: bool = Fa
 
 
 def verify(
-    response: str, gold: str, *, answer_type: str = "math", timeout: float = DEFAULT_TIMEOUT
+    response: str,
+    gold: str,
+    *,
+    answer_type: str = "math",
+    timeout: float = DEFAULT_TIMEOUT,
+    extraction: str = DEFAULT_EXTRACTION,
 ) -> Verdict:
     """Judge one response against its gold answer.
 
@@ -187,14 +203,19 @@ def verify(
         answer_type: ``"math"`` (default) or ``"label"`` (FOLIO True/False/Uncertain).
         timeout: hard limit in seconds for the math-verify step (only used when the cheap in-process
             checks cannot decide). Works from any thread.
+        extraction: how strictly the answer is located: ``"boxed"`` (only a box counts), ``"anchored"``
+            (box, "answer is", an answer-only last line: what the training environments use) or
+            ``"lenient"`` (default; also answers stated in prose, as ecosystem checkers read them).
 
     Returns:
         A :class:`Verdict` ``(correct, pred, reason)``. Never raises on any string content.
 
     Raises:
-        ValueError: unknown ``answer_type`` or a non-positive ``timeout``.
+        ValueError: unknown ``answer_type`` or ``extraction``, or a non-positive ``timeout``.
     """
-    return verify_batch([response], [gold], answer_types=[answer_type], timeout=timeout, workers=1)[0]
+    return verify_batch(
+        [response], [gold], answer_types=[answer_type], timeout=timeout, workers=1, extraction=extraction
+    )[0]
 
 
 def verify_batch(
@@ -204,6 +225,7 @@ def verify_batch(
     answer_types: Sequence[str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     workers: int | None = None,
+    extraction: str = DEFAULT_EXTRACTION,
 ) -> list[Verdict]:
     """Judge many responses; same result per item as :func:`verify`, order preserved.
 
@@ -211,8 +233,10 @@ def verify_batch(
     fanned out over ``workers`` processes (default ``min(2, cpu_count)``) with ``timeout`` seconds each.
 
     Raises:
-        ValueError: mismatched lengths, an unknown answer type, ``timeout <= 0`` or ``workers < 1``.
+        ValueError: mismatched lengths, an unknown answer type or extraction mode, ``timeout <= 0`` or
+            ``workers < 1``.
     """
+    check_extraction(extraction)
     if isinstance(responses, str) or isinstance(golds, str):
         raise ValueError("verify_batch takes sequences of responses and golds; use verify() for one item")
     responses, golds = list(responses), list(golds)
@@ -228,7 +252,7 @@ def verify_batch(
     workers = _default_workers() if workers is None else int(workers)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    jobs = [_prepare(r, g, t) for r, g, t in zip(responses, golds, types)]
+    jobs = [_prepare(r, g, t, extraction) for r, g, t in zip(responses, golds, types)]
     _finish(jobs, timeout, workers)
     return [job.verdict for job in jobs]  # type: ignore[misc]
 

@@ -5,13 +5,21 @@ decide without sympy, or ``None`` when math-verify is needed. Its guards, each f
 
 - exact string match (after :func:`~ccpo_env.verify.normalize.normalize_math`);
 - exact rational arithmetic when both sides are rational (math-verify rounds floats: ``1/2^{99}`` vs
-  ``1/2^{98}``), with size caps (``10^{10^{10^{10}}}`` -> ``"too_large"``, never evaluated);
+  ``1/2^{98}``, ``1/2006!`` vs ``1/2004!``), with size caps (``10^{10^{10^{10}}}`` -> ``"too_large"``, never evaluated);
 - multiple choice: a gold ``A``..``E`` (``(B)``, ``\\text{(B)}``) is matched by letter only;
 - equations: ``x=5`` vs gold ``5`` compares ``5``; two assignments need the same variable *and* value
   (``x=1`` != ``x=2``, ``x=5`` != ``y=5``); chains ``x=2+3=5`` use the last value;
 - tuples/intervals are compared element-wise with matching brackets (``[1,2)`` != ``[1,2]``); bare lists and
   ``\\{..\\}`` sets order-insensitively; base subscripts must agree (``52_8`` != ``52_9``);
 - plain words (``\\text{Evelyn}``) compare case-insensitively, as math-verify does, but fast;
+- decimal approximations of exact values, under the stated relative tolerance of
+  :mod:`~ccpo_env.verify.approx` (``0.142857`` for ``\\frac{1}{7}``; an integer gold takes no other decimal);
+  a decimal comma when unambiguous (``3,5`` for gold ``3.5``, not ``3,500``);
+- what ``\\approx`` states: ``x \\approx 9`` is ``x = 9``, ``x = 2\\sqrt{2} \\approx 2.83`` is its exact part;
+- option letters also in a short phrase (``clearly B, not A or C``, ``E: text``; a negated or rejected letter
+  does not count);
+- single-variable inequalities vs intervals (:mod:`~ccpo_env.verify.relations`), ``\\pm\\infty`` ends, and
+  equations ``a = b`` vs ``c = d`` whose differences are not multiples of each other (numerically);
 - a numeric "certainly different" test (:mod:`~ccpo_env.verify.numeric`) settles most wrong answers.
 
 :func:`mv_compare` runs math-verify (``parse``/``verify`` with their signal timeouts disabled; the worker
@@ -26,9 +34,13 @@ import logging
 import re
 from typing import Any
 
+from .approx import approximates, decimal_places
 from .normalize import compact
-from .numeric import certainly_different
+from .numeric import certainly_different, constant_value, equations_differ
+from .poly import proportional, same_polynomial
 from .rational import TooLarge, Undefined, eval_rational, has_huge_power
+from .relations import as_interval
+from .shapes import expand_pm, matrix_cells
 
 Decision = tuple[bool, str]
 
@@ -38,8 +50,18 @@ MAX_SEQUENCE_ITEMS = 16
 _OPEN = "([{"
 _CLOSE = ")]}"
 _NOT_EQ_BEFORE = "<>!:="
-_CHOICE_GOLD_RE = re.compile(r"\(?([A-E])\)?")
-_CHOICE_PRED_RE = re.compile(r"\s*(?:\(([A-Ea-e])\)|([A-Ea-e])\))(?:\s.*)?|\s*([A-Ea-e])\s*", re.S)
+CHOICE_GOLD_RE = re.compile(r"\(?([A-E])\)?")
+_CHOICE_PRED_RE = re.compile(
+    r"\s*(?:\(([A-Ea-e])\)|([A-Ea-e])\))(?:\s.*)?|\s*([A-Ea-e])\s*|\s*([A-E])[.:](?:\s.*)?", re.S
+)
+_CHOICE_WORD_RE = re.compile(r"\(([A-E])\)(?![A-Za-z0-9])|(?<![A-Za-z0-9\\(])([A-E])(?![A-Za-z0-9)])")
+REJECTED_RE = re.compile(r"\s*(?:is|are)\s+(?:wrong|incorrect|false|not|ruled\s+out|impossible)\b")
+NEGATED_RE = re.compile(r"(?i)\b(?:not|nor|than|isn't|instead\s+of|or)\s*\(?$")
+_ARTICLE_RE = re.compile(r"\s+(?!is\b|as\b|and\b|or\b|because\b|since\b|seems\b|must\b|would\b)[a-z]{2,}")
+_DECIMAL_COMMA_RE = re.compile(r"([-+]?\d+),(\d+)")
+_INFINITIES = {"\\infty": 1, "+\\infty": 1, "-\\infty": -1, "\\inf": 1, "-\\inf": -1}
+MAX_CHOICE_PHRASE = 120
+MAX_CHOICE_WORDS = 12
 _BASE_RE = re.compile(r"(\d[0-9A-Z]*)_\{(\d+)\}")  # numbers in base b: 52_{8}
 _WORDS_RE = re.compile(r"[A-Za-z]{2,}(?: [A-Za-z]+)*")
 _VAR_LHS_RE = re.compile(
@@ -139,6 +161,13 @@ def _compare_sequences(p: tuple[str, list[str]], g: tuple[str, list[str]], depth
 def _scalar(p: str, g: str) -> Decision | None:
     if compact(p) == compact(g):
         return True, "exact"
+    p_inf, g_inf = _INFINITIES.get(compact(p)), _INFINITIES.get(compact(g))
+    if p_inf is not None or g_inf is not None:  # interval ends: -\infty vs 1 needs no sympy
+        if p_inf is not None and g_inf is not None:
+            return (True, "exact") if p_inf == g_inf else (False, "mismatch")
+        if _all_rational([p if g_inf is not None else g]):
+            return False, "mismatch"
+        return None
     try:
         pv = eval_rational(p)
         gv = eval_rational(g)
@@ -147,15 +176,58 @@ def _scalar(p: str, g: str) -> Decision | None:
     except Undefined:
         return False, "mismatch"
     if pv is not None and gv is not None:
-        return (True, "rational") if pv == gv else (False, "mismatch")
+        if pv == gv:
+            return True, "rational"
+        return (True, "approx") if approximates(p, gv) else (False, "mismatch")
+    if gv is None and decimal_places(p) is not None:  # a decimal for a closed form such as 2\sqrt{2}
+        value = constant_value(g)
+        if value is not None:
+            return (True, "approx") if approximates(p, value) else (False, "mismatch")
     return None
 
 
-def _choice(p: str) -> str | None:
+def choice_letter(p: str) -> str | None:
+    """The option letter an extracted answer picks: ``(B)``, ``B``, ``B) 12``, ``E: text``, or in a short
+    phrase the first letter that is not negated (``clearly B, not A or C`` -> ``B``); else ``None``."""
     m = _CHOICE_PRED_RE.fullmatch(p)
-    if m is None:
+    if m is not None:
+        end = m.end(m.lastindex or 0)
+        if not REJECTED_RE.match(p, end + p.startswith(")", end)):  # "(A) is wrong, ..." picks nothing
+            return next(x for x in m.groups() if x).upper()
+    if len(p) > MAX_CHOICE_PHRASE or len(p.split()) > MAX_CHOICE_WORDS:
         return None
-    return next(x for x in m.groups() if x).upper()
+    for m in _CHOICE_WORD_RE.finditer(p):
+        before, after = p[: m.start()], p[m.end() :]
+        if NEGATED_RE.search(before) or REJECTED_RE.match(after):
+            continue  # "not A", "rather than A", "(A) is wrong"
+        letter = m.group(1) or m.group(2)
+        if letter == "A" and _ARTICLE_RE.match(after):
+            continue  # "a" as an article: "A better bound is ..."
+        return letter
+    return None
+
+
+def _stated_value(s: str) -> str:
+    """What an answer with ``\\approx`` states: the exact part of ``x = 2\\sqrt{2} \\approx 2.83``, the value
+    of ``x \\approx 9`` (as ``x = 9``), the exact form of ``2\\sqrt{2} \\approx 2.83``."""
+    if "\\approx" not in s:
+        return s
+    parts = [x.strip() for x in s.split("\\approx")]
+    if len(parts) != 2 or not parts[0] or not parts[1]:
+        return s
+    exact, approx = parts
+    if len(split_top(exact, "=")) >= 2 or not _is_var(exact):
+        return exact
+    return exact + " = " + approx
+
+
+def _decimal_comma(p: str, g: str) -> str:
+    """``3,5`` for a decimal gold ``3.5``: read as a decimal comma when unambiguous (no space after the
+    comma, not three digits after it as in ``3,500``, and the gold is one number written with a point)."""
+    m = _DECIMAL_COMMA_RE.fullmatch(p)
+    if m is None or len(m.group(2)) == 3 or decimal_places(g) is None:
+        return p
+    return m.group(1) + "." + m.group(2)
 
 
 def _equation_parts(s: str) -> list[str] | None:
@@ -175,12 +247,24 @@ def decide(p: str, g: str, *, _depth: int = 0) -> Decision | None:
         return None
     if len(p) > MAX_ANSWER_CHARS:
         return False, "answer_too_long"
+    if _depth == 0:
+        p, g = _stated_value(p), _stated_value(g)
+        p = _decimal_comma(p, g)
     d = _scalar(p, g)
     if d is not None:
         return d
-    gold_letter = _CHOICE_GOLD_RE.fullmatch(compact(g))
+    if _depth == 0:
+        p2, g2 = expand_pm(p), expand_pm(g)
+        if (p2, g2) != (p, g):
+            d = decide(p2, g2, _depth=1)
+            if d is not None:
+                return d
+        d = _matrices(p, g)
+        if d is not None:
+            return d
+    gold_letter = CHOICE_GOLD_RE.fullmatch(compact(g))
     if gold_letter is not None:
-        return (True, "choice") if _choice(p) == gold_letter.group(1) else (False, "mismatch")
+        return (True, "choice") if choice_letter(p) == gold_letter.group(1) else (False, "mismatch")
     d = _base_numbers(p, g)
     if d is not None:
         return d
@@ -190,11 +274,19 @@ def decide(p: str, g: str, *, _depth: int = 0) -> Decision | None:
             if compact(p_eq[0]) != compact(g_eq[0]):
                 return False, "mismatch"  # x=5 vs y=5: a different unknown
             return decide(p_eq[-1], g_eq[-1], _depth=_depth + 1)
+        if len(p_eq) == len(g_eq) == 2:
+            if equations_differ(p_eq, g_eq):
+                return False, "mismatch"  # 6x-7y+4=0 vs 5x-7y+4=0: not multiples of each other
+            if proportional(f"({p_eq[0]})-({p_eq[1]})", f"({g_eq[0]})-({g_eq[1]})"):
+                return True, "polynomial"  # 2x+4y-3=0 vs y=-x/2+3/4: one is 4 times the other
     elif p_eq:
         # The gold is a value: the prediction's last right-hand side is its value (x = 2+3 = 5 -> 5).
         return decide(p_eq[-1], g, _depth=_depth + 1)
     elif g_eq and _is_var(g_eq[0]):
         return decide(p, g_eq[-1], _depth=_depth + 1)
+    d = _relation_vs_interval(p, g, _depth)
+    if d is not None:
+        return d
     ps, gs = _sequence(p), _sequence(g)
     if ps is not None and gs is not None:
         d = _compare_sequences(ps, gs, _depth)
@@ -217,7 +309,38 @@ def decide(p: str, g: str, *, _depth: int = 0) -> Decision | None:
         return False, "too_large"
     if certainly_different(p, g):
         return False, "mismatch"
+    if same_polynomial(p, g):
+        return True, "polynomial"  # (x+1)^2 vs x^2+2x+1: exact expansion, a proof
     return None
+
+
+def _matrices(p: str, g: str) -> Decision | None:
+    """Two matrices: different shapes differ; otherwise entry by entry (``None`` if any is undecided)."""
+    pm, gm = matrix_cells(p), matrix_cells(g)
+    if pm is None or gm is None:
+        return None
+    if [len(r) for r in pm] != [len(r) for r in gm]:
+        return False, "mismatch"
+    decisions = [decide(a, b, _depth=1) for pr, gr in zip(pm, gm) for a, b in zip(pr, gr)]
+    if any(d is not None and not d[0] for d in decisions):
+        return False, "mismatch"
+    if all(d is not None for d in decisions):
+        return True, "exact" if all(d[1] == "exact" for d in decisions) else "rational"  # type: ignore[index]
+    return None
+
+
+def _relation_vs_interval(p: str, g: str, depth: int) -> Decision | None:
+    """``x \\geq 2`` vs ``[2,\\infty)`` (or two such relations): compare as intervals, in-process."""
+    pr, gr = as_interval(p), as_interval(g)
+    if pr is None and gr is None:
+        return None
+    if pr is not None and gr is not None and pr[0] != gr[0]:
+        return None  # x > 2 vs t > 2: math-verify's call
+    ps, gs = _sequence(pr[1] if pr else p), _sequence(gr[1] if gr else g)
+    ordered = {"()", "[]", "(]", "[)"}
+    if ps is None or gs is None or ps[0] not in ordered or gs[0] not in ordered:
+        return None
+    return _compare_sequences(ps, gs, depth)
 
 
 def _all_rational(items: list[str]) -> bool:

@@ -19,6 +19,12 @@ conservative: it removes formatting, not meaning.
 - set-builder ``\\{x \\mid -2 \\le x < 1\\}`` -> ``-2 \\le x < 1`` and ``x \\in [-2,7]`` -> ``[-2,7]`` (math-verify
   compares relations with intervals but cannot parse set-builder notation);
 - a column vector ``\\begin{pmatrix} a \\\\ b \\end{pmatrix}`` -> ``(a,b)`` (so a tuple answer matches it).
+- one spelling per symbol: unicode ``−`` ``×`` ``≤`` ``≥`` ``≠`` ``π`` ``∞`` ``√``, ASCII ``>=`` ``<=`` ``!=``,
+  ``\\le``/``\\ge``/``\\ne``/``\\leqslant`` -> ``\\leq``/``\\geq``/``\\neq``; ``\\approx``/``\\simeq``/``≈`` ->
+  ``\\approx`` (what it states is decided in :mod:`~ccpo_env.verify.compare`); function names typed without
+  a backslash (``2*pi``, ``sqrt(2)``); ``+\\infty`` -> ``\\infty``;
+- ``\\textnormal``/``\\textsf``/``\\texttt`` units like ``\\text``; ``19, 46, \\text{ and } 82`` -> ``19, 46, 82``;
+  a plain-text mixed number ``7 1/4`` -> ``7\\frac{1}{4}``.
 
 :func:`normalize_label` maps FOLIO-style answers to ``"True"``, ``"False"`` or ``"Uncertain"``.
 """
@@ -33,29 +39,21 @@ _TEXT_CMDS = (
     "\\textit",
     "\\textrm",
     "\\textup",
+    "\\textnormal",
+    "\\textsf",
+    "\\texttt",
     "\\text",
     "\\mbox",
     "\\mathrm",
     "\\mathbf",
     "\\mathit",
 )
-_MATH_WORDS = {
-    "pi",
-    "sin",
-    "cos",
-    "tan",
-    "cot",
-    "sec",
-    "csc",
-    "log",
-    "ln",
-    "exp",
-    "sqrt",
-    "inf",
-    "infty",
-    "and",
-    "or",
-}
+# Function and constant names that are not prose (shared with the prose extractor in prose.py).
+FUNCTION_WORDS = frozenset(
+    ["pi", "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp", "sqrt", "lim", "max", "min"]
+)
+_TEXT_CMD_RE = re.compile("|".join(re.escape(c) for c in _TEXT_CMDS) + r"(?![a-zA-Z])")
+_MATH_WORDS = FUNCTION_WORDS | {"inf", "infty", "and", "or"}
 _LABELS = {"true": "True", "false": "False", "uncertain": "Uncertain", "unknown": "Uncertain"}
 
 _SPACING_RE = re.compile(r"(?<!\\)\\[,;:! ]|\\q?quad(?![a-zA-Z])|~|\\displaystyle(?![a-zA-Z])")
@@ -79,6 +77,39 @@ _GLUED_UNIT_RE = re.compile(
     r"(?:\s*\^\s*\{?\d\}?)?$"
 )
 _UNIT_POWER_RE = re.compile(r"^\s*\^\s*(?:\{\s*\d\s*\}|\d)")
+# One spelling per symbol: unicode and ASCII forms models write outside LaTeX.
+_UNICODE = {
+    "\u2212": "-",
+    "\u2013": "-",
+    "\u00d7": "\\times ",
+    "\u00f7": "\\div ",
+    "\u22c5": "\\cdot ",
+    "\u00b7": "\\cdot ",
+    "\u2264": "\\leq ",
+    "\u2265": "\\geq ",
+    "\u2260": "\\neq ",
+    "\u2248": "\\approx ",
+    "\u03c0": "\\pi ",
+    "\u221e": "\\infty ",
+    "\u221a": "\\sqrt",
+    "\u2245": "\\approx ",
+}
+_UNICODE_RE = re.compile("|".join(_UNICODE))
+_RELATION_RE = re.compile(r">=|<=|!=|\\(?:ge|le|ne|geqslant|leqslant)(?![a-zA-Z])")
+
+
+def _relation(m: re.Match) -> str:
+    """``>=``, ``\\ge``, ``\\geqslant`` -> ``\\geq`` (and the same for ``<=``/``\\le``, ``!=``/``\\ne``)."""
+    tok = m.group(0)
+    return "\\geq " if ">" in tok or "g" in tok else "\\leq " if "<" in tok or "l" in tok else "\\neq "
+
+
+_APPROX_RE = re.compile(r"\\(?:approx|simeq|thickapprox)(?![a-zA-Z])|\\sim(?![a-zA-Z])(?=\s*[-+\d.])")
+# Function names typed without a backslash ("2*pi", "sqrt(2)/2"); not inside a longer word.
+_PLAIN_FUNC_RE = re.compile(r"(?<![\\A-Za-z])(pi|infty|sqrt|sin|cos|tan|ln|log)(?![A-Za-z])")
+_PLAIN_SQRT_RE = re.compile(r"\\sqrt\s*\(([^()]*)\)")
+_PLUS_INFTY_RE = re.compile(r"(^|[(\[,]\s*)\+\s*\\infty(?![a-zA-Z])")
+_MIXED_RE = re.compile(r"^([-+]?\d+)\s+(\d+)\s*/\s*(\d+)$")  # "7 1/4" written in plain text
 
 
 def read_group(s: str, i: int) -> tuple[str, int] | None:
@@ -162,7 +193,7 @@ def _strip_text_groups(s: str) -> str:
             got = read_group(whole, len(cmd))
             if got is not None and got[1] == len(whole):
                 return _strip_text_groups(got[0])
-    pattern = re.compile("|".join(re.escape(c) for c in _TEXT_CMDS) + r"(?![a-zA-Z])")
+    pattern = _TEXT_CMD_RE
     out: list[str] = []
     pos = 0
     while True:
@@ -233,6 +264,9 @@ def normalize_math(s: str) -> str:
     s = unwrap_boxed(s)
     s = _column_vector(s)  # before spacing macros: its row separator "\\\\ " must stay intact
     s = s.replace("\n", " ").replace("\\{,\\}", ",").replace("{,}", ",")
+    s = _UNICODE_RE.sub(lambda m: _UNICODE[m.group(0)], s)
+    s = _RELATION_RE.sub(_relation, s)
+    s = _APPROX_RE.sub(lambda m: " \\approx ", s)  # one spelling; compare.py reads what it states
     s = _FRAC_ALIAS_RE.sub(r"\\frac", s)
     s = _BINOM_ALIAS_RE.sub(r"\\binom", s)
     s = re.sub(r"(?<!\\)\\!\s*", "", s)  # negative thin space: "10,\!080" and "11,\! 111" are one number
@@ -242,12 +276,19 @@ def normalize_math(s: str) -> str:
     s = _PERCENT_RE.sub("", s)
     s = _DOLLAR_RE.sub("", s)
     s = _strip_text_groups(s)
+    s = re.sub(
+        r",\s*,", ",", s
+    )  # "19, 46, \text{ and } 82": the Oxford comma and the "and" are one separator
+    s = _PLAIN_FUNC_RE.sub(lambda m: "\\" + m.group(1), s)
+    s = _PLAIN_SQRT_RE.sub(r"\\sqrt{\1}", s)
+    s = _PLUS_INFTY_RE.sub(r"\1\\infty", s)  # "+\infty" is "\infty"
     s = re.sub(r"\s+", " ", s).strip()
     s = s.strip("*").strip()  # markdown bold around an answer
     s = re.sub(r"(?<!\\)[.;,:]+$", "", s).strip()  # end-of-sentence punctuation
     if _THOUSANDS_RE.fullmatch(s):
         s = s.replace(",", "").replace(" ", "")
     s = _GLUED_UNIT_RE.sub(r"\1", s)
+    s = _MIXED_RE.sub(r"\1\\frac{\2}{\3}", s)
     m = _UNIT_WORDS_RE.match(s)
     if m and not any(w.lower().strip(".") in _MATH_WORDS for w in m.group(2).split()):
         s = m.group(1).strip()

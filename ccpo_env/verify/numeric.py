@@ -214,3 +214,45 @@ def certainly_different(a: str, b: str) -> bool:
     except (_Bail, KeyError, ValueError, ZeroDivisionError, OverflowError, RecursionError):
         return False
     return False
+
+
+def constant_value(s: str) -> complex | None:
+    """The double-precision value of a variable-free closed form (``2\\sqrt{2}``, ``\\frac{\\pi}{3}``), or
+    ``None`` when ``s`` has variables or is outside the grammar above."""
+    if _WORD_RE.search(s) or len(s) > 500:
+        return None
+    try:
+        toks = _tokens(s)
+        if not toks or _variables(toks):
+            return None
+        ev = _Eval(toks, {})
+        value = ev.expr()
+        return value if ev.peek() is None else None
+    except (_Bail, KeyError, ValueError, ZeroDivisionError, OverflowError, RecursionError):
+        return None
+
+
+def equations_differ(p: list[str], g: list[str]) -> bool:
+    """True when equations ``p[0] = p[1]`` and ``g[0] = g[1]`` certainly have different solution sets:
+    ``(p0 - p1) / (g0 - g1)`` is not one constant over the sample points (equal equations are multiples
+    of each other). ``False`` means undecided."""
+    lhs, rhs = f"({p[0]})-({p[1]})", f"({g[0]})-({g[1]})"
+    if _WORD_RE.search(lhs) or _WORD_RE.search(rhs) or len(lhs) + len(rhs) > 1000:
+        return False
+    try:
+        ta, tb = _tokens(lhs), _tokens(rhs)
+        names = sorted(set(_variables(ta)) | set(_variables(tb)))
+        if not names:
+            return False
+        ratios = []
+        for k in range(3):
+            env = {n: _sample(n, k) for n in names}
+            ea, eb = _Eval(ta, env), _Eval(tb, env)
+            va, vb = ea.expr(), eb.expr()
+            if ea.peek() is not None or eb.peek() is not None or vb == 0 or va == 0:
+                return False
+            ratios.append(va / vb)
+        scale = max(abs(r) for r in ratios)
+        return any(abs(r - ratios[0]) > REL_TOL * scale for r in ratios[1:])
+    except (_Bail, KeyError, ValueError, ZeroDivisionError, OverflowError, RecursionError):
+        return False

@@ -9,7 +9,7 @@ Grammar (after :func:`ccpo_env.verify.normalize.normalize_math`)::
     expr   := term (("+" | "-") term)*
     term   := unary (("*" | "/" | "\\cdot" | "\\times" | "\\div") unary)*
     unary  := ("+" | "-") unary | power
-    power  := atom ("^" (atom | unary))?             # right-associative: 2^3^2 = 2^9
+    power  := atom "!"* ("^" (atom | unary))?        # right-associative: 2^3^2 = 2^9; n! for n <= 5000
     atom   := number | "(" expr ")" | "{" expr "}" | "\\frac" arg arg | int "\\frac{int}{int}" (mixed number)
     number := digits ["." digits] [("e"|"E") [sign] digits] | "." digits
 
@@ -21,18 +21,20 @@ every intermediate result to ``MAX_BITS`` bits.
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
 
 MAX_BITS = 1_000_000  # ~300k decimal digits; bigint ops at this size take milliseconds
 MAX_EXPONENT = 100_000
 MAX_LITERAL_DIGITS = 10_000
+MAX_FACTORIAL = 5_000  # 5000! has ~16k digits: exact in well under a millisecond
 
 _TOKEN_RE = re.compile(
     r"\s*(?:"
     r"(?P<num>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)"
     r"|(?P<cmd>\\[a-zA-Z]+)"
-    r"|(?P<op>[-+*/^(){}])"
+    r"|(?P<op>[-+*/^(){}!])"
     r")"
 )
 _BINARY_CMDS = {"\\cdot": "*", "\\times": "*", "\\div": "/"}
@@ -133,6 +135,11 @@ class _Parser:
 
     def power(self) -> Fraction:
         base = self.atom()
+        while self.peek() == "!":  # 1/2006! vs 1/2004!: math-verify's floats call these equal
+            self.take("!")
+            if base.denominator != 1 or not 0 <= base <= MAX_FACTORIAL:
+                raise _NotRational  # larger factorials stay math-verify's (guarded) job
+            base = Fraction(math.factorial(int(base)))
         if self.peek() != "^":
             return base
         self.take("^")

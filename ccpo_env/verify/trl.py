@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .api import ANSWER_TYPES, DEFAULT_TIMEOUT, _check_type, verify_batch
+from .extract import TRAINING_EXTRACTION, check_extraction
 
 
 def completion_text(completion: Any) -> str:
@@ -46,6 +47,7 @@ def make_trl_reward(
     answer_type_column: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     workers: int | None = None,
+    extraction: str = TRAINING_EXTRACTION,
 ) -> Callable[..., list[float]]:
     """Build a TRL reward function backed by :func:`~ccpo_env.verify.verify_batch`.
 
@@ -58,16 +60,20 @@ def make_trl_reward(
         answer_type: ``"math"`` or ``"label"`` for every row, unless ``answer_type_column`` is given.
         answer_type_column: optional column with a per-row answer type.
         timeout, workers: passed to :func:`verify_batch`.
+        extraction: answer extraction mode (see :mod:`ccpo_env.verify.extract`); default ``"anchored"``, the
+            training setting: no reward for a number guessed from unfinished prose. ``"boxed"`` makes the box a
+            hard format requirement.
 
     Returns:
         ``fn(prompts, completions, **columns) -> list[float]`` with ``fn.__name__`` set
         (TRL logs rewards under the function's name).
 
     Raises:
-        ValueError: unknown ``answer_type``. The returned function raises ``KeyError`` when the answer
+        ValueError: unknown ``answer_type`` or ``extraction``. The returned function raises ``KeyError`` when the answer
             column is missing from its keyword arguments.
     """
     _check_type(answer_type)
+    check_extraction(extraction)
     no_answer_reward = incorrect if no_answer is None else no_answer
 
     def reward(
@@ -82,7 +88,9 @@ def make_trl_reward(
             types = [str(t) for t in columns[answer_type_column]]
         else:
             types = [answer_type] * len(texts)
-        verdicts = verify_batch(texts, golds, answer_types=types, timeout=timeout, workers=workers)
+        verdicts = verify_batch(
+            texts, golds, answer_types=types, timeout=timeout, workers=workers, extraction=extraction
+        )
         return [
             correct if v.correct else (no_answer_reward if v.reason == "no_answer" else incorrect)
             for v in verdicts
