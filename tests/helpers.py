@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from ccpo_env import Verdict
 
@@ -11,3 +15,14 @@ def coin_verifier(response: str, gold: str, *, answer_type: str = "math") -> Ver
     """Deterministic pseudo-random verdicts, so a random tiny model gets non-zero advantages."""
     h = hashlib.blake2b(response.encode(), digest_size=2).digest()[0]
     return Verdict(h % 2 == 0, response[-3:], "coin")
+
+
+def run_two_processes(script: Path, out_dir: Path, port: int) -> None:
+    """Run ``script out_dir`` on 2 CPU processes with ``torch.distributed.run``; fail with both ranks' output."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+         str(script), str(out_dir)],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -129,3 +129,15 @@ def test_bench_rollout_vllm_quick(tmp_path):
     assert set(res["ratios"]) == {"vllm_vs_hf", "vllm_vs_raw", "raw_vs_hf"}
     assert all(v > 0 for v in res["ratios"].values())
     assert res["tokens_per_call"] == 4 * 2 * 8
+
+
+def test_paper_families_greedy_hf_equals_vllm(report):
+    """Every family stand-in (Qwen2.5, Llama 3.1, Qwen3 base, OLMo 3) loads in vLLM from an HF folder and
+    decodes exactly as HF does, through its chat template (instruct) or a plain prompt (base)."""
+    part = _part(report, "families")
+    assert {k for k in part if k != "seconds"} == {"tiny-qwen2.5", "tiny-llama3.1", "tiny-qwen3-base", "tiny-olmo3"}
+    for name, row in ((k, v) for k, v in part.items() if k != "seconds"):
+        assert row["same_prompt_ids"] and row["greedy_equal"] and row["greedy_tokens"] >= 16, (name, row)
+        assert row["logprob_max_abs_diff"] < LOGPROB_TOL, (name, row)
+        assert row["templated"] == (name != "tiny-qwen3-base")
+        assert row["prompt"].startswith("S\n\n") != row["templated"], (name, row["prompt"])

@@ -221,9 +221,54 @@ def check_train_lora_cli(ctx: dict[str, Any]) -> dict[str, Any]:
     return {"exit_code": code, "steps": [r.get("step") for r in rows], "adapters": adapters}
 
 
+FAMILY_ENGINE_KWARGS: dict[str, Any] = dict(dtype="float32", max_model_len=256, kv_cache_memory_bytes=16 * 2**20,
+                                            enforce_eager=True, seed=0)  # fmt: skip
+
+
+def check_families(ctx: dict[str, Any]) -> dict[str, Any]:
+    """Each paper family's tiny stand-in, saved as an HF folder: vLLM greedy == HF greedy, log-probs agree.
+
+    One short-lived engine per family (a few seconds each in-process); instruct families are prompted
+    through their chat template, the base model through a plain prompt, on both sides via ``encode_prompt``.
+    The HF side runs *before* the engine is built: vLLM 0.32 serves ``Olmo3ForCausalLM`` through its
+    Transformers modeling backend, which patches transformers' ``Olmo3Model`` class in place, so an HF
+    Olmo3 model in the same process cannot run a forward pass afterwards. The comparison is therefore on
+    greedy decoding: the same tokens, and each token's log-prob (unscaled log-softmax on both sides).
+    """
+    import gc
+
+    from ccpo_agents.models.families import FAMILIES, build_family
+    from ccpo_agents.policies.base import GenerationConfig
+    from ccpo_agents.policies.hf import HFPolicy
+    from ccpo_agents.policies.vllm import VLLMPolicy, build_llm
+
+    out: dict[str, Any] = {}
+    greedy = GenerationConfig(max_new_tokens=12, do_sample=False)
+    for name in sorted(FAMILIES):
+        t0 = time.perf_counter()
+        model, tok = build_family(name, seed=0)
+        folder = Path(ctx["tmp"]) / name
+        model.save_pretrained(folder)
+        tok.save_pretrained(folder)
+        hpol = HFPolicy(model, tok, generation=greedy, system_prompt="S")
+        h = hpol(PROMPTS)
+        llm = build_llm(folder, in_process=True, **FAMILY_ENGINE_KWARGS)
+        v = VLLMPolicy(llm, tokenizer=tok, generation=greedy, system_prompt="S",
+                       stop_token_ids=hpol.stop_token_ids)(PROMPTS)  # fmt: skip
+        equal = [list(a.token_ids) for a in v] == [list(b.token_ids) for b in h]
+        diffs = [abs(x - y) for a, b in zip(v, h) for x, y in zip(a.logprobs, b.logprobs)] if equal else [float("inf")]
+        out[name] = {"architecture": type(model).__name__, "greedy_equal": equal,
+                     "greedy_tokens": sum(len(g.token_ids) for g in h), "logprob_max_abs_diff": max(diffs),
+                     "same_prompt_ids": [list(a.prompt_token_ids) for a in v] == [list(b.prompt_token_ids) for b in h],
+                     "templated": FAMILIES[name].instruct, "prompt": tok.decode(h[0].prompt_token_ids),
+                     "seconds": time.perf_counter() - t0}  # fmt: skip
+        del llm
+        gc.collect()
+    return out
+
 CHECKS = {"logprobs": check_logprobs, "seeds": check_seeds, "sync": check_sync, "lora": check_lora,
           "sleep": check_sleep, "train_cli": check_train_cli,
-          "train_lora_cli": check_train_lora_cli}  # fmt: skip
+          "train_lora_cli": check_train_lora_cli, "families": check_families}  # fmt: skip
 
 
 def main(argv: list[str]) -> int:

@@ -57,6 +57,10 @@ class EnvConfig:
         reward_correct: joint reward for a right answer (default 1.0).
         reward_incorrect: joint reward otherwise (default -1.0; 0.0 for {1, 0} rewards).
         max_action_chars: longer messages are cut by the env (default 4096).
+        extraction: how the verifier finds the final answer for rewards and evaluation: ``"anchored"``
+            (default: ``\\boxed{}``, an "answer is" anchor, or a last line holding only the answer), ``"boxed"``
+            (a box is required, as a format reward) or ``"lenient"`` (also prose conclusions, as evaluation
+            checkers read them).
         num_voters: voters in the voting topology (default 3).
         visible_votes: voters see earlier answers (default False).
         tie_break: ``"expected"`` (default) or ``"random"``.
@@ -71,6 +75,7 @@ class EnvConfig:
     reward_correct: float = 1.0
     reward_incorrect: float = -1.0
     max_action_chars: int = 4096
+    extraction: str = "anchored"
     num_voters: int = 3
     visible_votes: bool = False
     tie_break: str = "expected"
@@ -78,7 +83,10 @@ class EnvConfig:
     def __post_init__(self) -> None:
         _check(self.topology in TOPOLOGIES, f"env.topology={self.topology!r} is not valid; choose one of {TOPOLOGIES.names()}")
         from ccpo_env.prompts import TEMPLATE_PRESETS
+        from ccpo_env.verify import EXTRACTION_MODES
 
+        _check(self.extraction in EXTRACTION_MODES,
+               f"env.extraction={self.extraction!r} is not valid; choose one of {list(EXTRACTION_MODES)}")
         _check(self.templates in TEMPLATE_PRESETS,
                f"env.templates={self.templates!r} is not valid; choose one of {sorted(TEMPLATE_PRESETS)}")
 
@@ -167,6 +175,10 @@ class OptimConfig:
         ppo_epochs: passes over each step's samples (default 1).
         minibatch_size: samples per optimizer step; 0 = the role's whole batch (default 0).
         micro_batch_size: samples per forward/backward (gradient accumulation within a minibatch; default 16).
+        micro_batch_tokens: also bound each forward/backward by padded tokens (rows x (longest prompt +
+            longest completion)): consecutive samples join a micro-batch while it stays within this budget, a
+            sample longer than the budget goes alone. 0 = no token bound (default 0). Bounds activation memory
+            when completion lengths vary (long reasoning traces next to short answers).
     """
 
     lr: float = 1e-5
@@ -178,12 +190,15 @@ class OptimConfig:
     ppo_epochs: int = 1
     minibatch_size: int = 0
     micro_batch_size: int = 16
+    micro_batch_tokens: int = 0
 
     def __post_init__(self) -> None:
         _check(self.lr > 0, f"optim.lr must be > 0, got {self.lr}")
         _check(self.lr_schedule in LR_SCHEDULES, f"optim.lr_schedule={self.lr_schedule!r}; choose one of {list(LR_SCHEDULES)}")
         _check(self.ppo_epochs >= 1 and self.micro_batch_size >= 1 and self.minibatch_size >= 0,
                "optim.ppo_epochs and optim.micro_batch_size must be >= 1, optim.minibatch_size >= 0")
+        _check(self.micro_batch_tokens >= 0,
+               f"optim.micro_batch_tokens must be >= 0 (0 = no token bound), got {self.micro_batch_tokens}")
 
 
 @dataclass

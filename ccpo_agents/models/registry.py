@@ -5,7 +5,7 @@ A model reference is resolved in this order (:func:`resolve_model`):
 1. an existing local folder: loaded with ``from_pretrained`` (it must hold a ``config.json``);
 2. a registered name (:func:`register_model`): the tiny random shapes (``tiny``, ``tiny-small``, ...) build
    in memory; the warm starts (``arith-warmstart``, ...) resolve to a folder (shipped or built on first use);
-   the paper's families can register tiny random stand-ins the same way;
+   the paper's families (``tiny-qwen2.5``, ``tiny-llama3.1``, ``tiny-qwen3-base``, ``tiny-olmo3``) likewise;
 3. anything else that could be a Hugging Face Hub id (``Qwen/Qwen2.5-1.5B-Instruct``): loaded by
    ``from_pretrained``, which needs network access or a copy in the HF cache.
 
@@ -189,6 +189,15 @@ def _register_builtins() -> None:
     register_model("arith-warmstart-freeride", folder="ccpo_agents.models.warmstart:resolve_warmstart",
                    overwrite=True, description="arith-warmstart taught the free-riding probe's one-op items "
                    "(built on first use, ~4.5 min on 2 cores)")
+    register_model("arith-warmstart-sepo", folder="ccpo_agents.models.warmstart:resolve_warmstart", overwrite=True,
+                   description="arith-warmstart taught SEPO's rating format (built on first use)")
+    families = {"tiny-qwen2.5": "Qwen2.5-Instruct (Qwen2 architecture, ChatML template)",
+                "tiny-llama3.1": "Llama-3.1-Instruct (Llama architecture, Llama 3 header template, BOS)",
+                "tiny-qwen3-base": "Qwen3-Base (Qwen3 architecture, q/k norms; no chat template: plain prompts)",
+                "tiny-olmo3": "OLMo-3-Instruct (Olmo3 architecture, sliding-window layers, ChatML template)"}  # fmt: skip
+    for name, text in families.items():
+        register_model(name, build="ccpo_agents.models.families:build_family", overwrite=True,
+                       description=f"random-init 2-layer stand-in for {text}, head_dim 32, local tokenizer")
 
 
 _register_builtins()

@@ -112,3 +112,16 @@ class PolicyStats:
     completion_tokens: int = 0
     generate_seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def count_call(self, observations: Sequence[object], seeds: Sequence[int] | None) -> list[str]:
+        """Check one policy call's inputs, count it, and return the observations as strings.
+
+        Raises:
+            ValueError: ``seeds`` is given with another length than ``observations``.
+        """
+        obs = [str(o) for o in observations]
+        if seeds is not None and len(seeds) != len(obs):
+            raise ValueError(f"got {len(seeds)} seeds for {len(obs)} observations")
+        self.calls += 1
+        self.observations += len(obs)
+        return obs

@@ -215,11 +215,7 @@ class HFPolicy:
 
     def __call__(self, observations: Sequence[str], *, seeds: Sequence[int] | None = None) -> list[Generation]:
         """Sample one completion per observation (see the module docstring for the guarantees)."""
-        obs = [str(o) for o in observations]
-        if seeds is not None and len(seeds) != len(obs):
-            raise ValueError(f"got {len(seeds)} seeds for {len(obs)} observations")
-        self.stats.calls += 1
-        self.stats.observations += len(obs)
+        obs = self.stats.count_call(observations, seeds)
         if not obs:
             return []
         gen = self.generation

@@ -300,11 +300,7 @@ class VLLMPolicy:
         """Sample one completion per observation, in input order (see the module docstring)."""
         import time
 
-        obs = [str(o) for o in observations]
-        if seeds is not None and len(seeds) != len(obs):
-            raise ValueError(f"got {len(seeds)} seeds for {len(obs)} observations")
-        self.stats.calls += 1
-        self.stats.observations += len(obs)
+        obs = self.stats.count_call(observations, seeds)
         if not obs:
             return []
         greedy = not self.generation.do_sample

@@ -1,10 +1,17 @@
 """The trainer: rollout → counterfactual branches → verifier → credit → advantages → updates."""
 
 from ccpo_agents.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from ccpo_agents.trainer.fsdp import (
+    gather_full_state_dict,
+    load_sharded_checkpoint,
+    save_sharded_checkpoint,
+    shard_model,
+)
 from ccpo_agents.trainer.logging import MetricsLogger, plot_curves
+from ccpo_agents.trainer.memory import peak_memory_mb
 from ccpo_agents.trainer.samples import RoleBatch, build_role_batches
 from ccpo_agents.trainer.trainer import Trainer
-from ccpo_agents.trainer.update import RoleUpdate, update_role
+from ccpo_agents.trainer.update import RoleUpdate, checkpointing_layers, micro_batches, update_role
 
 __all__ = [
     "MetricsLogger",
@@ -12,9 +19,16 @@ __all__ = [
     "RoleUpdate",
     "Trainer",
     "build_role_batches",
+    "checkpointing_layers",
+    "gather_full_state_dict",
     "latest_checkpoint",
     "load_checkpoint",
+    "load_sharded_checkpoint",
+    "micro_batches",
+    "peak_memory_mb",
     "plot_curves",
     "save_checkpoint",
+    "save_sharded_checkpoint",
+    "shard_model",
     "update_role",
 ]

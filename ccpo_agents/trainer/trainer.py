@@ -41,6 +41,7 @@ from ccpo_agents.envs import build_env
 from ccpo_agents.policies import RoleModels
 from ccpo_agents.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
 from ccpo_agents.trainer.logging import MetricsLogger, plot_curves
+from ccpo_agents.trainer.memory import peak_memory_mb, reset_peak_memory
 from ccpo_agents.trainer.samples import build_role_batches
 from ccpo_agents.trainer.update import RoleUpdate, update_role
 from ccpo_env import rollout
@@ -114,11 +115,22 @@ class Trainer:
         if cfg.algo.loss.kl_coef > 0 and policy_cfg.parameterisation != "lora" and not policy_cfg.reference:
             policy_cfg = dataclasses.replace(policy_cfg, reference=True)
         self.roles = role_models or RoleModels.from_config(policy_cfg, roles=self.role_names)
+        if policy_cfg.gradient_checkpointing:  # before any DDP/FSDP wrapping; update.checkpointing_layers says why
+            for m in self.roles.unique_models():
+                if hasattr(m, "activation_checkpointing_enable"):  # transformers >= 5.2x's name for it
+                    m.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+                else:
+                    m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         for policy in self.roles.policies().values():
             if hasattr(policy, "generation"):  # the update scores completions itself (see GenerationConfig.logprobs)
                 policy.generation = policy.generation.replace(logprobs=False)
         #: the vLLM engines generating the rollouts (``policy.backend=vllm``), synced after every step; or None
         self.engine = None
+        if policy_cfg.backend == "vllm" and getattr(acc, "distributed_type", None) == "FSDP":
+            # a rank holds only shards; syncing needs ccpo_agents.trainer.fsdp.gather_full_state_dict first
+            raise ConfigError("policy.backend=vllm under FSDP is not supported yet: the engine sync reads each "
+                              "rank's local weights, which FSDP shards; use DDP (examples/accelerate/ddp_1node.yaml) "
+                              "or policy.backend=hf with FSDP")  # fmt: skip
         if policy_cfg.backend == "vllm":
             from ccpo_agents.policies.vllm_engine import VLLMRollout
 
@@ -268,6 +280,7 @@ class Trainer:
     def train_step(self) -> dict[str, Any]:
         """One full step: rollout → credit → advantages → updates. Returns the step's metrics."""
         step = self.step
+        reset_peak_memory(self.accelerator.device)
         t0 = time.perf_counter()
         for p in self.roles.policies().values():
             p.stats = type(p.stats)()
@@ -287,6 +300,7 @@ class Trainer:
             metrics["rollout/solo_acc"] = float(np.mean([e.correct for e in solo]))
         metrics.update({k: float(v) for k, v in credit.metrics.items()})
         est = self.config.algo.estimator
+        trained_tokens = 0  # completion tokens through forward+backward, every PPO epoch counted
         for role, rb in batches.items():
             rewards = torch.as_tensor(rb.reward_array, dtype=torch.float32)
             adv = estimate_advantages(est, rewards, rb.group_keys, baselined=rb.baselined)
@@ -306,6 +320,7 @@ class Trainer:
                            temperature=self.roles.policy_for(role).generation.temperature,
                            accelerator=self.accelerator, skip_nonfinite=self.config.train.skip_nonfinite)
             metrics.update(update_role(u, rb, adv, rng=self._np_rng))
+            trained_tokens += sum(lengths) * self.config.optim.ppo_epochs
         for owner, sched in self.schedulers.items():
             if any(r in roles_now for r in self.owners[owner]):
                 with warnings.catch_warnings():
@@ -313,6 +328,7 @@ class Trainer:
                     warnings.simplefilter("ignore", UserWarning)
                     sched.step()
             metrics[f"lr/{owner}"] = sched.get_last_lr()[0]
+        t_update = time.perf_counter() - t2
         if self.engine is not None:  # the next rollout must sample from the weights just trained
             t_sync = time.perf_counter()
             self.engine.sync(roles_now)
@@ -324,6 +340,10 @@ class Trainer:
             "time/rollout": t1 - t0, "time/credit": t2 - t1, "time/update": t3 - t2, "time/step": t3 - t0,
             "perf/generated_tokens": float(gen_tokens),
             "perf/tokens_per_s": gen_tokens / gen_seconds if gen_seconds > 0 else 0.0,
+            "perf/generated_tokens_per_s": gen_tokens / (t1 - t0) if t1 > t0 else 0.0,
+            "perf/trained_tokens": float(trained_tokens),
+            "perf/trained_tokens_per_s": trained_tokens / t_update if t_update > 0 else 0.0,
+            "perf/peak_memory_mb": peak_memory_mb(self.accelerator.device),
             "trained_roles": ",".join(roles_now),
         })
         metrics = self._reduce_metrics(metrics)

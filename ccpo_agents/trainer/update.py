@@ -4,13 +4,17 @@ For each role: score the sampled completions under the current weights (old log-
 optionally under the reference model (KL), then ``ppo_epochs`` passes of minibatches; each
 minibatch accumulates gradients over micro-batches, is clipped, and steps the optimizer unless the
 loss or the gradient is not finite (then the update is skipped, counted and logged).
+
+Micro-batches hold at most ``optim.micro_batch_size`` samples and, with ``optim.micro_batch_tokens``, at most
+that many padded tokens. With ``policy.gradient_checkpointing`` the decoder layers recompute their activations
+in the backward pass (see :func:`checkpointing_layers`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +27,7 @@ from ccpo_agents.config import OptimConfig
 from ccpo_agents.policies import RoleModels, pad_batch, sequence_logprobs
 from ccpo_agents.trainer.samples import RoleBatch
 
-__all__ = ["RoleUpdate", "update_role"]
+__all__ = ["RoleUpdate", "checkpointing_layers", "micro_batches", "update_role"]
 
 
 @dataclass
@@ -46,6 +50,57 @@ def _chunks(indices: list[int], size: int) -> Iterator[list[int]]:
         yield indices[start : start + size]
 
 
+def micro_batches(indices: list[int], lengths: list[tuple[int, int]], size: int, token_budget: int = 0) -> list[list[int]]:
+    """Split ``indices`` (in order) into micro-batches of at most ``size`` rows and, when ``token_budget > 0``,
+    at most ``token_budget`` padded tokens.
+
+    ``lengths[i]`` is sample ``i``'s ``(prompt, completion)`` length; a micro-batch of rows ``R`` costs
+    ``len(R) * (max prompt + max completion)``, the size :func:`~ccpo_agents.policies.scoring.pad_batch` builds.
+    A sample over the budget on its own still gets a micro-batch (it cannot be split).
+    """
+    out: list[list[int]] = []
+    cur: list[int] = []
+    p_max = c_max = 0
+    for i in indices:
+        p, c = lengths[i]
+        np_, nc = max(p_max, p), max(c_max, c)
+        over = token_budget > 0 and (len(cur) + 1) * (np_ + nc) > token_budget
+        if cur and (len(cur) == size or over):
+            out.append(cur)
+            cur, np_, nc = [], p, c
+        cur.append(i)
+        p_max, c_max = np_, nc
+    if cur:
+        out.append(cur)
+    return out
+
+
+@contextmanager
+def checkpointing_layers(model: torch.nn.Module) -> Iterator[None]:
+    """Let transformers' gradient checkpointing run while the model stays in eval mode.
+
+    transformers checkpoints a decoder layer only when that layer's ``training`` flag is set, but the trainer
+    keeps models in eval mode so that dropout never perturbs the sampled-vs-trained log-prob ratio. This flips
+    ``training`` on the checkpointing layers themselves (not recursively: their attention and MLP children stay
+    in eval, so no dropout), and restores it afterwards. Without checkpointing enabled it changes nothing.
+    """
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    layers = [m for m in model.modules()
+              if isinstance(m, GradientCheckpointingLayer) and m.gradient_checkpointing and not m.training]  # fmt: skip
+    for m in layers:
+        m.training = True
+    try:
+        yield
+    finally:
+        for m in layers:
+            m.training = False
+
+
+def _lengths(batch: RoleBatch) -> list[tuple[int, int]]:
+    return [(len(g.prompt_token_ids), len(g.token_ids)) for g in batch.generations]
+
+
 def _pad_rows(rows: list[Tensor], width: int, device: torch.device) -> Tensor:
     out = torch.zeros((len(rows), width), dtype=torch.float32, device=device)
     for i, r in enumerate(rows):
@@ -64,9 +119,9 @@ def _score(model: torch.nn.Module, batch: RoleBatch, idx: list[int], pad_id: int
 
 @torch.no_grad()
 def _per_sample_logprobs(model: torch.nn.Module, batch: RoleBatch, pad_id: int, device: torch.device,
-                         temperature: float, micro: int) -> list[Tensor]:
+                         temperature: float, micro: int, token_budget: int = 0) -> list[Tensor]:
     out: list[Tensor] = []
-    for idx in _chunks(list(range(len(batch))), micro):
+    for idx in micro_batches(list(range(len(batch))), _lengths(batch), micro, token_budget):
         _, scored = _score(model, batch, idx, pad_id, device, temperature)
         for row, i in enumerate(idx):
             out.append(scored.logprobs[row, : len(batch.generations[i].token_ids)].detach().float().cpu())
@@ -85,6 +140,7 @@ def update_role(u: RoleUpdate, batch: RoleBatch, advantages: Tensor, *, rng: np.
     num_minibatches = math.ceil(n / mb)
     on_policy = u.optim.ppo_epochs == 1 and num_minibatches == 1
     truncated = [bool(g.truncated) for g in batch.generations]
+    lengths_all = _lengths(batch)
     kl_on = u.loss.kl_coef > 0
     entropy_on = u.loss.entropy_coef > 0
 
@@ -92,11 +148,13 @@ def update_role(u: RoleUpdate, batch: RoleBatch, advantages: Tensor, *, rng: np.
         # Old log-probs: the weights that sampled the batch. With a single on-policy pass the
         # ratio is exactly 1, so the current forward's detached log-probs serve (no extra pass).
         old = None if on_policy else _per_sample_logprobs(roles.model_for(role), batch, pad_id, device,
-                                                          u.temperature, u.optim.micro_batch_size)
+                                                          u.temperature, u.optim.micro_batch_size,
+                                                          u.optim.micro_batch_tokens)
     ref = None
     if kl_on:
         with roles.reference(role) as ref_model:
-            ref = _per_sample_logprobs(ref_model, batch, pad_id, device, u.temperature, u.optim.micro_batch_size)
+            ref = _per_sample_logprobs(ref_model, batch, pad_id, device, u.temperature, u.optim.micro_batch_size,
+                                       u.optim.micro_batch_tokens)
 
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
@@ -112,9 +170,9 @@ def update_role(u: RoleUpdate, batch: RoleBatch, advantages: Tensor, *, rng: np.
             num_tokens = max(sum(kept), 1)
             nonfinite = False
             u.optimizer.zero_grad(set_to_none=True)
-            for micro in _chunks(minibatch, u.optim.micro_batch_size):
+            for micro in micro_batches(minibatch, lengths_all, u.optim.micro_batch_size, u.optim.micro_batch_tokens):
                 ctx: AbstractContextManager[Any] = roles.activate(role)
-                with ctx, acc.autocast():
+                with ctx, acc.autocast(), checkpointing_layers(u.train_model):
                     tb, scored = _score(u.train_model, batch, micro, pad_id, device, u.temperature, entropy_on)
                     width = tb.completion_mask.shape[1]
                     old_lp = scored.logprobs.detach() if old is None else _pad_rows([old[i] for i in micro], width, device)
