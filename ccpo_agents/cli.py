@@ -36,7 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", action="append", default=[], metavar="[LABEL=]PATH",
                    help="a run folder or checkpoint folder; repeat for several columns")
     e.add_argument("--no-untrained", action="store_true", help="leave out the Untrained column")
-    e.add_argument("--json", help="also write the results to this JSON file")
+    e.add_argument("--json", help="also write the results (per benchmark and averaged) to this JSON file")
+    e.add_argument("--plot", help="also draw a bar chart (per benchmark: joint vs Thinker removed) to this PNG")
+    e.add_argument("--results-dir", metavar="DIR",
+                   help="resumable: keep each finished chunk under DIR and skip it on a rerun; also writes "
+                        "DIR/results.json, DIR/table.txt and DIR/results.png")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar")
     e.add_argument("overrides", nargs="*", help="key.subkey=value overrides (e.g. eval.datasets=[math500])")
     b = sub.add_parser("bench", help="run a benchmark from benchmarks/ (e.g. env, verifier, rollout, step)")
     b.add_argument("name", nargs="?", help="benchmark name; omit to list them")
@@ -128,7 +133,13 @@ def _train(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- eval
 def _eval(args: argparse.Namespace) -> int:
     from ccpo_agents.config import ConfigError, load_config
-    from ccpo_agents.evaluation import checkpoint_config, evaluate_checkpoint, format_table
+    from ccpo_agents.evaluation import (
+        average_row,
+        checkpoint_config,
+        evaluate_checkpoint,
+        format_table,
+        plot_results,
+    )
 
     config = load_config(args.config, list(args.overrides)) if args.config is not None else None
     columns: list[tuple[str, str | None]] = []
@@ -139,25 +150,51 @@ def _eval(args: argparse.Namespace) -> int:
         columns.insert(0, ("Untrained", None))
     if not columns:
         raise ConfigError("nothing to evaluate: give --checkpoint or drop --no-untrained")
+    labels = [label for label, _ in columns]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"two columns share a label in {labels}; name them with --checkpoint LABEL=PATH")
+    out_dir = Path(args.results_dir) if args.results_dir else None
+    progress = not args.no_progress
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for label, path in columns:
+        cache = None if out_dir is None else out_dir / "chunks" / label
         if path is None and config is None and len(columns) > 1:
             # "Untrained": the starting policy of the first checkpoint's run, under that run's config
             base = checkpoint_config(columns[1][1], list(args.overrides))
-            results[label] = evaluate_checkpoint(None, config=base)
+            results[label] = evaluate_checkpoint(None, config=base, progress=progress, cache_dir=cache)
         else:
-            results[label] = evaluate_checkpoint(path, config=config, overrides=list(args.overrides))
+            results[label] = evaluate_checkpoint(path, config=config, overrides=list(args.overrides),
+                                                 progress=progress, cache_dir=cache)
     any_row = next(iter(results.values()))
-    print(format_table(results, "pass@1"))
     k = next((r["samples"] for r in any_row.values()), 1)
+    parts = [format_table(results, "pass@1")]
     if k > 1:
-        print("\n" + format_table(results, f"maj@{k}"))
+        parts.append(format_table(results, f"maj@{k}"))
     if any("solo_pass@1" in r for res in results.values() for r in res.values()):
-        print("\nCollaboration diagnostic (same Solver, Thinker removed):")
-        print(format_table(results, "solo_pass@1"))
-        print(format_table(results, "contribution").replace("[contribution]", "[Thinker contribution = joint - solo]"))
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+        parts.append("Collaboration diagnostic (same Solver, Thinker removed):\n" + format_table(results, "solo_pass@1"))
+        parts.append(format_table(results, "contribution").replace("[contribution]",
+                                                                  "[Thinker contribution = joint - solo]"))
+    table = "\n\n".join(parts)
+    print(table)
+    report = {label: {**res, **({"average": average_row(res)} if len(res) > 1 else {})}
+              for label, res in results.items()}  # fmt: skip
+    targets = [Path(args.json)] if args.json else []
+    if out_dir is not None:
+        targets.append(out_dir / "results.json")
+        (out_dir / "table.txt").write_text(table + "\n")
+    for target in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(report, indent=1, default=str))
+    plots = [Path(args.plot)] if args.plot else []
+    if out_dir is not None:
+        plots.append(out_dir / "results.png")
+    for target in plots:
+        if plot_results(results, target) is None:
+            print("ccpo eval: matplotlib is not installed; no plot written", file=sys.stderr)
+            break
+    written = [str(t) for t in targets + plots]
+    if written:
+        print("\nwritten: " + "  ".join(written))
     return 0
 
 

@@ -13,12 +13,21 @@ Everything that measures a team calls this module: ``ccpo train`` (before, every
 - :func:`evaluate_checkpoint`: a run folder, a ``step_*`` checkpoint or a model folder.
 - :func:`format_table` (rows = datasets, columns = checkpoints) and :func:`format_metric_table`
   (rows = metrics, columns = settings), :func:`greedy` (decode greedily inside a block).
+- :func:`average_row` (the row averaged over benchmarks), :func:`plot_results` (bar chart per benchmark:
+  joint vs Thinker-removed, per checkpoint).
+
+Resumable: with ``cache_dir`` every chunk of ``batch_problems`` problems is written to its own JSON file as
+soon as it is done (keyed by the problems, the sampling options and ``cache_key``, e.g. the checkpoint), and a
+rerun loads finished chunks instead of decoding them again; an interrupted long set loses at most one chunk.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import math
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +40,7 @@ from ccpo_env.topology import THINKER
 from ccpo_env.verify import answer_classes
 
 __all__ = [
+    "average_row",
     "checkpoint_config",
     "evaluate",
     "evaluate_checkpoint",
@@ -41,6 +51,7 @@ __all__ = [
     "format_table",
     "greedy",
     "majority_correct",
+    "plot_results",
 ]
 
 
@@ -84,6 +95,8 @@ def evaluate_env(
     group_by: str | None = None,
     progress: bool = False,
     desc: str = "eval",
+    cache_dir: str | Path | None = None,
+    cache_key: str = "",
 ) -> dict[str, Any]:
     """Evaluate ``policies`` on ``env``'s problems.
 
@@ -101,7 +114,10 @@ def evaluate_env(
         thought_check: ``(problem, thought) -> bool``, e.g. "does the thought hold the right intermediate
             step"; its mean is reported as ``thought_ok``.
         group_by: a ``Problem.extras`` key (e.g. ``"level"``); adds ``by_<key>`` rows per value.
-        progress: show a progress bar.
+        progress: show a progress bar (problems done / total).
+        cache_dir: write each finished chunk here and load finished chunks on a rerun (resumable).
+        cache_key: what else identifies the results (e.g. the checkpoint and its generation config); part of
+            each chunk's file name, so a different checkpoint never reads another's chunks.
 
     Returns:
         ``n`` (problems), ``samples``, ``pass@1`` and ``pass@1_se``, ``maj@k`` (k = samples, when > 1),
@@ -113,27 +129,34 @@ def evaluate_env(
     think_solve = THINKER in env.possible_agents
     solo_k = (num_samples * answers_per_thought if num_solo is None else num_solo) if diagnostic else 0
     cf = [[THINKER]] if (think_solve and solo_k > 0) else []
-    per: dict[int, dict[str, list[Any]]] = {}
-    for start in tqdm(range(0, len(indices), batch_problems), desc=desc, disable=not progress, leave=False):
+    per: dict[int, dict[str, Any]] = {}
+    bar = tqdm(total=len(indices), desc=desc, disable=not progress, leave=False, unit="problem")
+    for start in range(0, len(indices), batch_problems):
         chunk = indices[start : start + batch_problems]
         kwargs: dict[str, Any] = {"num_samples": num_samples, "seed": seed + start}
         if think_solve and answers_per_thought > 1:
             kwargs["fanout"] = {THINKER: answers_per_thought}
         if cf:
             kwargs.update(counterfactuals=cf, num_counterfactual=solo_k)
-        for ep in rollout(env, policies, chunk, **kwargs):
-            d = per.setdefault(ep.problem_index, {"joint": [], "pred": [], "solo": [], "thought": {}, "ok": []})
-            if ep.removed:
-                d["solo"].append(float(ep.correct))
+        path = None
+        if cache_dir is not None:
+            ident = {"problems": [str(env.dataset[i].id) for i in chunk], "indices": chunk, "key": cache_key,
+                     "options": kwargs, "thought_check": thought_check is not None}
+            digest = hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
+            path = Path(cache_dir) / f"chunk_{start:06d}_{digest}.json"
+            if path.is_file():
+                per.update({int(i): d for i, d in json.loads(path.read_text()).items()})
+                bar.update(len(chunk))
                 continue
-            d["joint"].append(float(ep.correct))
-            d["pred"].append(_team_answer(ep))
-            if think_solve:
-                d["thought"].setdefault(ep.sample, []).append(float(ep.correct))
-                if thought_check is not None and ep.fork == 0:
-                    d["ok"].append(float(thought_check(env.dataset[ep.problem_index], ep.turn(THINKER).action)))
-            else:  # voting: each voter's own answer is the single-agent baseline
-                d["solo"].extend(float(info.get("vote_correct", False)) for info in ep.infos.values())
+        done = _run_chunk(env, policies, chunk, kwargs, think_solve, thought_check)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps(done))
+            os.replace(tmp, path)  # atomic: an interrupted write never leaves a half chunk behind
+        per.update(done)
+        bar.update(len(chunk))
+    bar.close()
     row = _summarise(env, per, num_samples, thought_check is not None)
     if group_by is not None:
         groups: dict[Any, dict[int, Any]] = {}
@@ -142,6 +165,26 @@ def evaluate_env(
         row[f"by_{group_by}"] = {g: _summarise(env, sub, num_samples, thought_check is not None)
                                  for g, sub in sorted(groups.items(), key=lambda kv: str(kv[0]))}
     return row
+
+
+def _run_chunk(env: Any, policies: Mapping[str, Any], chunk: list[int], kwargs: dict[str, Any],
+               think_solve: bool, thought_check: Callable[[Any, str], bool] | None) -> dict[int, dict[str, Any]]:
+    """One rollout call: per problem its joint and solo correctness, team answers and per-thought scores."""
+    per: dict[int, dict[str, Any]] = {}
+    for ep in rollout(env, policies, chunk, **kwargs):
+        d = per.setdefault(ep.problem_index, {"joint": [], "pred": [], "solo": [], "thought": {}, "ok": []})
+        if ep.removed:
+            d["solo"].append(float(ep.correct))
+            continue
+        d["joint"].append(float(ep.correct))
+        d["pred"].append(_team_answer(ep))
+        if think_solve:
+            d["thought"].setdefault(str(ep.sample), []).append(float(ep.correct))
+            if thought_check is not None and ep.fork == 0:
+                d["ok"].append(float(thought_check(env.dataset[ep.problem_index], ep.turn(THINKER).action)))
+        else:  # voting: each voter's own answer is the single-agent baseline
+            d["solo"].extend(float(info.get("vote_correct", False)) for info in ep.infos.values())
+    return per
 
 
 def _summarise(env: Any, per: Mapping[int, Mapping[str, Any]], k: int, thoughts_checked: bool) -> dict[str, Any]:
@@ -173,14 +216,20 @@ def evaluate(
     datasets: Sequence[str],
     *,
     progress: bool = True,
+    cache_dir: str | Path | None = None,
     **options: Any,
 ) -> dict[str, dict[str, Any]]:
     """:func:`evaluate_env` on each dataset; ``env_factory(name)`` builds the env of one dataset.
 
-    ``options`` are :func:`evaluate_env`'s keyword arguments. Returns ``{dataset: row}``.
+    ``options`` are :func:`evaluate_env`'s keyword arguments; with ``cache_dir`` each dataset's chunks are
+    cached in ``cache_dir/<dataset>`` (resumable). Returns ``{dataset: row}``.
     """
-    return {name: evaluate_env(env_factory(name), policies, progress=progress, desc=f"eval {name}", **options)
-            for name in datasets}  # fmt: skip
+    out = {}
+    for i, name in enumerate(datasets):
+        sub = None if cache_dir is None else Path(cache_dir) / name
+        out[name] = evaluate_env(env_factory(name), policies, progress=progress, cache_dir=sub,
+                                 desc=f"eval {name} ({i + 1}/{len(datasets)})", **options)
+    return out
 
 
 @contextlib.contextmanager
@@ -197,8 +246,12 @@ def greedy(policies: Mapping[str, Any], on: bool = True) -> Iterator[None]:
             p.generation = g
 
 
-def evaluate_trainer(trainer: Any, *, progress: bool = True) -> dict[str, dict[str, Any]]:
-    """A trainer's current policies on its config's ``eval`` datasets (``Trainer.evaluate()`` calls this)."""
+def evaluate_trainer(trainer: Any, *, progress: bool = True, cache_dir: str | Path | None = None,
+                     cache_key: str = "") -> dict[str, dict[str, Any]]:
+    """A trainer's current policies on its config's ``eval`` datasets (``Trainer.evaluate()`` calls this).
+
+    With ``cache_dir`` finished chunks are cached and reused (see :func:`evaluate_env`); the key covers the
+    trainer's step, its policy and eval configs and ``cache_key`` (e.g. the checkpoint path)."""
     from ccpo_agents.envs import build_env, eval_split
 
     cfg = trainer.config
@@ -211,10 +264,13 @@ def evaluate_trainer(trainer: Any, *, progress: bool = True) -> dict[str, dict[s
         return build_env(cfg.env, dataset=name, split=eval_split(ev, name), dataset_options=opts, limit=ev.limit)
 
     policies = trainer.policies()
+    key = json.dumps({"key": cache_key, "step": getattr(trainer, "step", 0), "policy": cfg.policy,
+                      "env": cfg.env, "eval": ev}, sort_keys=True, default=str) if cache_dir is not None else ""
     with greedy(policies, ev.greedy):
         return evaluate(make, policies, ev.datasets or [cfg.env.dataset], num_samples=ev.num_samples,
                         answers_per_thought=ev.answers_per_thought, diagnostic=ev.diagnostic,
-                        batch_problems=ev.batch_problems, seed=cfg.train.seed + 7919, progress=progress)
+                        batch_problems=ev.batch_problems, seed=cfg.train.seed + 7919, progress=progress,
+                        cache_dir=cache_dir, cache_key=key)
 
 
 def _resolve(path: str | Path) -> tuple[Path | None, Path | None]:
@@ -251,11 +307,12 @@ def checkpoint_config(path: str | Path, overrides: Sequence[str] = ()) -> Any:
 
 
 def evaluate_checkpoint(
-    path: str | Path | None, *, config: Any = None, overrides: Sequence[str] = (), progress: bool = True
+    path: str | Path | None, *, config: Any = None, overrides: Sequence[str] = (), progress: bool = True,
+    cache_dir: str | Path | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Evaluate a run folder, a ``step_*`` checkpoint, a local model folder, or (``path=None``) the config's
     starting policy; the config is ``config`` if given, else :func:`checkpoint_config` (or the embedded default,
-    with ``overrides``).
+    with ``overrides``). With ``cache_dir`` the evaluation is resumable (finished chunks are kept there).
 
     Raises:
         ConfigError: ``path`` is neither a checkpoint, a run folder with checkpoints, nor a model folder.
@@ -277,7 +334,10 @@ def evaluate_checkpoint(
     trainer = Trainer(config)
     if ckpt is not None:
         trainer.load(ckpt)
-    return trainer.evaluate(progress=progress)
+    if cache_dir is None:
+        return trainer.evaluate(progress=progress)
+    return evaluate_trainer(trainer, progress=progress, cache_dir=cache_dir,
+                            cache_key=str(Path(ckpt).resolve()) if ckpt is not None else "")
 
 
 def flat_metrics(results: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
@@ -335,3 +395,71 @@ def format_metric_table(columns: Mapping[str, Mapping[str, Any]], labels: Mappin
         if any(key in columns[c] for c in columns):
             lines.append(f"{label:<{width}}" + "".join(f"{_cell(columns[c].get(key)):>10}" for c in columns))
     return "\n".join(lines)
+
+
+#: Metrics :func:`average_row` averages (with their standard errors where the rows have them).
+_AVERAGED = ("pass@1", "solo_pass@1", "contribution", "thought_beats_solo", "thought_ok")
+
+
+def average_row(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The unweighted mean over benchmarks of each metric every row has (as papers average benchmarks), with
+    the standard error of that mean, ``sqrt(sum se_i^2) / N`` (benchmarks are independent samples), and ``n``
+    the problems in all."""
+    rows = [r for r in results.values() if isinstance(r, Mapping) and "pass@1" in r]
+    if not rows:
+        return {}
+    out: dict[str, Any] = {"n": int(sum(r.get("n", 0) for r in rows)), "benchmarks": len(rows)}
+    names = list(_AVERAGED) + sorted({k for r in rows for k in r if k.startswith("maj@")})
+    for name in names:
+        vals = [r[name] for r in rows if isinstance(r.get(name), (int, float))]
+        if len(vals) != len(rows):
+            continue  # a metric some benchmarks lack is not averaged (it would mix different sets)
+        out[name] = float(np.mean(vals))
+        ses = [r.get(f"{name}_se") for r in rows]
+        if all(isinstance(se, (int, float)) and math.isfinite(se) for se in ses):
+            out[f"{name}_se"] = float(math.sqrt(sum(se * se for se in ses)) / len(rows))
+    return out
+
+
+def plot_results(columns: Mapping[str, Mapping[str, Mapping[str, Any]]], path: str | Path) -> Path | None:
+    """A grouped bar chart: per benchmark (and their average), per checkpoint a bar for joint pass@1 and
+    (hatched) one for the Thinker-removed solo pass@1, with standard-error whiskers; ``None`` if matplotlib
+    is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    datasets: list[str] = []
+    for res in columns.values():
+        datasets += [d for d in res if d not in datasets and d != "average"]
+    if len(datasets) > 1:  # the averaged row as its own group, as in the table
+        columns = {c: {**{d: r for d, r in res.items() if d != "average"}, "average": average_row(res)}
+                   for c, res in columns.items()}  # fmt: skip
+        datasets.append("average")
+    has_solo = any("solo_pass@1" in r for res in columns.values() for r in res.values())
+    bars = [(c, m) for c in columns for m in (("pass@1", "solo_pass@1") if has_solo else ("pass@1",))]
+    width = 0.8 / max(len(bars), 1)
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(datasets) * max(1, len(bars)) / 2), 3.6))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for j, (col, metric) in enumerate(bars):
+        xs = [i + (j - (len(bars) - 1) / 2) * width for i in range(len(datasets))]
+        vals = [100 * float(columns[col].get(d, {}).get(metric, math.nan)) for d in datasets]
+        errs = [100 * float(columns[col].get(d, {}).get(f"{metric}_se", 0.0)) for d in datasets]
+        solo = metric != "pass@1"
+        ax.bar(xs, vals, width, yerr=errs, capsize=2, color=colours[list(columns).index(col) % len(colours)],
+               hatch="//" if solo else None, alpha=0.55 if solo else 1.0,
+               label=f"{col} ({'Thinker removed' if solo else 'joint'})")
+    ax.set_xticks(range(len(datasets)))
+    ax.set_xticklabels(datasets, rotation=20)
+    ax.set_ylabel("pass@1 (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

@@ -125,3 +125,17 @@ def test_credit_assignment_quick_runs_every_study(load_bench, tmp_path: Path) ->
     assert "joint/contribution" in saved["summary"]["freeride"]["shared"]  # the probe's items needing a thought
     assert all(r["curve"][-1]["tokens"] >= saved["args"]["budget"] for r in result["runs"])
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_gpu_check_smoke(load_bench, tmp_path):
+    """benchmarks/gpu_check.py --smoke: the GPU check's code path on CPU with a 2-layer shape."""
+    out = tmp_path / "gpu_check.json"
+    res = load_bench("gpu_check").main(["--smoke", "--no-vllm", "--steps", "2", "--out", str(out), *ONE_THREAD])
+    saved = json.loads(out.read_text())
+    assert saved["benchmark"] == res["benchmark"] == "gpu_check" and saved["smoke"]
+    hf = saved["generation"]["hf"]
+    assert hf["tokens"] == 4 * 2 * 8 and hf["tokens_per_s"] > 0  # every completion is exactly max_new_tokens
+    assert saved["generation"]["vllm"] == {"skipped": "--no-vllm"} and saved["generation"]["vllm_vs_hf"] is None
+    assert [r["step"] for r in saved["ccpo_steps"]] == [1, 2]
+    for r in saved["ccpo_steps"]:
+        assert r["perf/trained_tokens_per_s"] > 0 and r["perf/peak_memory_mb"] > 0 and r["solver/optimizer_steps"] >= 1

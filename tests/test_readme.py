@@ -38,7 +38,7 @@ def test_training_snippet_runs(tmp_path, monkeypatch):
 def test_readme_setup_commands_match_ci():
     text = README.read_text()
     ci = (README.parent / ".ci" / "run").read_text()
-    install = 'pip install -c constraints/cpu.txt -e ".[agents,tianshou,dev]"'
+    install = 'pip install -c constraints/cpu.txt -e ".[agents,tianshou,trl,dev]"'
     test_cmd = "CCPO_DATA_DIR=../shared/data python -m pytest -q"
     assert f"{install} && {test_cmd}" in text
     assert install in ci and test_cmd in ci
