@@ -16,6 +16,7 @@ Two topologies are registered:
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -64,7 +65,8 @@ class Topology:
         group_by_thought: joint episodes form sub-groups per sampled thought (the Solver's grouping key is
             (prompt, thought)); otherwise episodes group by prompt only.
         make_agents: ``(**env_options) -> agent names`` in acting order.
-        make_env: ``(dataset, **kwargs) -> env`` building the PettingZoo env of this topology.
+        env_class: ``"module:Class"`` of the PettingZoo env of this topology, imported on first use (as
+            gymnasium's entry points are), so that this module, which the envs import, imports no env.
         removable: ``(agents) -> agents that may be removed`` in a counterfactual branch.
         env_options: the topology-specific env options (e.g. ``num_voters``) and their defaults.
     """
@@ -74,9 +76,14 @@ class Topology:
     provides: frozenset[str]
     group_by_thought: bool
     make_agents: Callable[..., tuple[str, ...]]
-    make_env: Callable[..., Any]
+    env_class: str
     removable: Callable[[tuple[str, ...]], tuple[str, ...]]
     env_options: tuple[tuple[str, Any], ...] = ()
+
+    def make_env(self, dataset: Any = "arith", **kwargs: Any) -> Any:
+        """Build this topology's env: ``env_class(dataset, **kwargs)``."""
+        module, _, name = self.env_class.partition(":")
+        return getattr(importlib.import_module(module), name)(dataset, **kwargs)
 
     def agents(self, **env_options: Any) -> tuple[str, ...]:
         """The env's agent names in acting order for these options."""
@@ -95,18 +102,6 @@ class Topology:
         return sorted(set(needs) - self.provides)
 
 
-def _think_solve_env(dataset: Any = "arith", **kwargs: Any) -> Any:
-    from ccpo_env.envs.think_solve import ThinkSolveEnv
-
-    return ThinkSolveEnv(dataset, **kwargs)
-
-
-def _voting_env(dataset: Any = "arith", **kwargs: Any) -> Any:
-    from ccpo_env.envs.voting import VotingEnv
-
-    return VotingEnv(dataset, **kwargs)
-
-
 def _voters(num_voters: int = 3, **_: Any) -> tuple[str, ...]:
     return tuple(voter_name(i) for i in range(int(num_voters)))
 
@@ -114,12 +109,12 @@ def _voters(num_voters: int = 3, **_: Any) -> tuple[str, ...]:
 TOPOLOGIES: Registry[Topology] = Registry("topology")
 TOPOLOGIES.register("think_solve", Topology(
     name="think_solve", roles=(THINKER, SOLVER), provides=frozenset({"solo", "thoughts", "ratings"}),
-    group_by_thought=True, make_agents=lambda **_: (THINKER, SOLVER), make_env=_think_solve_env,
+    group_by_thought=True, make_agents=lambda **_: (THINKER, SOLVER), env_class="ccpo_env.envs.think_solve:ThinkSolveEnv",
     removable=lambda agents: (THINKER,),
 ))
 TOPOLOGIES.register("voting", Topology(
     name="voting", roles=(VOTER,), provides=frozenset({"loo"}), group_by_thought=False,
-    make_agents=_voters, make_env=_voting_env, removable=lambda agents: tuple(agents),
+    make_agents=_voters, env_class="ccpo_env.envs.voting:VotingEnv", removable=lambda agents: tuple(agents),
     env_options=(("num_voters", 3), ("visible_votes", False), ("tie_break", "expected")),
 ))
 

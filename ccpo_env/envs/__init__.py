@@ -6,7 +6,6 @@ in the standard wrappers, ``raw_env`` is the class, ``voting.parallel_env()`` th
 
 from ccpo_env.envs.base import TeamEnv, wrap
 from ccpo_env.envs.think_solve import ThinkSolveEnv
-from ccpo_env.envs.voting import VoteTally, VotingEnv
-from ccpo_env.envs.voting_parallel import VotingParallelEnv
+from ccpo_env.envs.voting import VoteTally, VotingEnv, VotingParallelEnv
 
 __all__ = ["TeamEnv", "ThinkSolveEnv", "VoteTally", "VotingEnv", "VotingParallelEnv", "wrap"]
