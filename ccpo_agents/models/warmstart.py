@@ -457,6 +457,8 @@ def build_warmstart(
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "train_seconds": round(t1 - t0, 2), "eval_seconds": round(time.perf_counter() - t1, 2),
         "build_seconds": round(time.perf_counter() - t0, 2), "torch_threads": torch.get_num_threads(),
+        # the CPU kernels used (AVX2, AVX512, ...): bit-for-bit rebuilds need the same ones
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch": torch.__version__, "transformers": transformers.__version__,
         "loss_curve": curve, "accuracy": accuracy,
     }  # fmt: skip
