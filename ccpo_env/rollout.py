@@ -75,6 +75,7 @@ def rollout(
     counterfactuals: Sequence[Sequence[str]] = (),
     num_counterfactual: int = 1,
     seed: int = 0,
+    common_random_numbers: bool = False,
     progress: bool = False,
 ) -> list[Episode]:
     """Play a batch of episodes and return their records.
@@ -90,6 +91,12 @@ def rollout(
         counterfactuals: removal sets; each gives ``num_counterfactual`` branches per problem.
         num_counterfactual: branches per removal set per problem (``k``).
         seed: makes the whole batch reproducible (problem draws, env seeds, policy seeds).
+        common_random_numbers: pair each counterfactual branch ``c`` with the joint episode of pair index
+            ``c`` (``sample * M + fork``, ``M`` the product of the fanouts: with one fanout, the rank by
+            ``(sample, fork)``) and give an agent acting in both the same policy seed. With a policy that
+            seeds each row alone (``GenerationConfig.row_seeded``) the two turns then share their sampling
+            noise, so their difference measures the removal, not the luck of two independent draws. Joint
+            episodes are seeded as without it: turning it on changes only the counterfactual branches.
         progress: show a progress bar over policy calls.
 
     Returns:
@@ -110,6 +117,15 @@ def rollout(
         if not isinstance(m, int) or m < 1:
             raise ValueError(f"fanout[{agent!r}] must be a positive int, got {m!r}")
     policy_of = _policy_table(policies, agents_order)
+    forks_per_sample = 1
+    for m in fanout.values():
+        forks_per_sample *= m
+
+    def policy_seed(slot: _Slot, agent: str) -> int:
+        if common_random_numbers and slot.removed:  # branch c takes the seed of joint pair c
+            sample, fork = divmod(slot.sample, forks_per_sample)
+            return stable_seed("policy", seed, slot.group, (), sample, fork, agent)
+        return stable_seed("policy", seed, slot.group, slot.removed, slot.sample, slot.fork, agent)
 
     groups = _choose_problems(env, problems, seed)
     slots: list[_Slot] = []
@@ -148,7 +164,7 @@ def rollout(
         agent = next(a for a in agents_order if a in pending)
         batch = pending[agent]
         observations = [str(s.env.observe(agent)) for s in batch]
-        seeds = [stable_seed("policy", seed, s.group, s.removed, s.sample, s.fork, agent) for s in batch]
+        seeds = [policy_seed(s, agent) for s in batch]
         outputs = _call_policy(policy_of(agent), agent, observations, seeds)
         calls += 1
         bar.update(1)

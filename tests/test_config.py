@@ -52,6 +52,7 @@ def test_yaml_then_overrides(tmp_path):
         ("env.extraction=loose", r"env.extraction=.loose. is not valid; choose one of \[.boxed., .anchored., .lenient.\]"),
         ("policy.parameterisation=moe", r"shared"),
         ("rollout.num_thoughts=0", r"num_thoughts must be >= 1"),
+        ("rollout.common_random_numbers=sometimes", r"rollout.common_random_numbers=.sometimes. is not valid; choose true, false or auto"),
     ],
 )
 def test_bad_keys_and_values_are_clear_errors(override, match):

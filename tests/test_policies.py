@@ -183,6 +183,36 @@ def test_logprobs_match_recomputed_forward(tiny_model, tiny_tokenizer):
         assert (torch.tensor(g.logprobs) >= ref[i, : len(g.token_ids)] - 1e-5).all()
 
 
+def test_row_seeded_sampling_is_per_row_and_exact(tiny_model, tiny_tokenizer):
+    policy = make_policy(tiny_model, tiny_tokenizer, max_new_tokens=6, temperature=1.5, row_seeded=True)
+    # A row's sample depends on its observation and seed only, not on the rest of the batch.
+    alone = policy([OBS[0]], seeds=[11])[0]
+    mixed = policy([OBS[2], OBS[0], OBS[1], OBS[0]], seeds=[5, 11, 6, 12])
+    assert mixed[1].token_ids == alone.token_ids and mixed[3].token_ids != alone.token_ids
+    assert max_logprob_gap(tiny_model, mixed, temperature=1.5) < 1e-4  # log-probs of the warped distribution
+    # Common random numbers: different prompts with the same seed share their noise, so their first tokens
+    # agree far more often than with independent seeds.
+    seeds = list(range(64))
+    first = lambda obs, s: [g.token_ids[0] for g in policy([obs] * len(s), seeds=s)]  # noqa: E731
+    same = sum(a == b for a, b in zip(first(OBS[0], seeds), first(OBS[1], seeds)))
+    other = sum(a == b for a, b in zip(first(OBS[0], seeds), first(OBS[1], [s + 1000 for s in seeds])))
+    assert same >= other + 16, (same, other)
+
+
+def test_row_seeded_gumbel_max_samples_the_warped_distribution(tiny_model, tiny_tokenizer):
+    policy = make_policy(tiny_model, tiny_tokenizer, max_new_tokens=1, top_k=4, row_seeded=True)
+    n = 2048
+    tokens = [g.token_ids[0] for g in policy([OBS[1]] * n, seeds=list(range(n)))]
+    with torch.no_grad():
+        ids = torch.tensor([policy.encode(OBS[1])])
+        logits = tiny_model(input_ids=ids).logits[0, -1]
+    top = torch.topk(logits, 4)
+    probs = torch.softmax(top.values, -1)
+    assert set(tokens) <= set(top.indices.tolist())
+    freq = torch.tensor([tokens.count(t) / n for t in top.indices.tolist()])
+    assert (freq - probs).abs().sum() / 2 < 0.04, (freq, probs)  # total variation; ~0.015 expected at n=2048
+
+
 def test_greedy_duplicates_identical(tiny_model, tiny_tokenizer):
     policy = make_policy(tiny_model, tiny_tokenizer, do_sample=False)
     spy = GenerateSpy(tiny_model)

@@ -85,6 +85,36 @@ def test_deterministic_given_seed_and_policy_seeds():
     assert len(set(seen[0])) == len(seen[0])  # every episode and fork gets its own seed
 
 
+def test_common_random_numbers_give_a_pair_one_seed():
+    seen: dict[str, list[tuple[str, int]]] = {"thinker": [], "solver": []}
+
+    def recorder(agent):
+        def policy(observations, seeds):
+            seen[agent].extend(zip(observations, seeds))
+            return [f"t{s}" if agent == "thinker" else f"\\boxed{{{s}}}" for s in seeds]  # the seed is the action
+        return policy
+
+    def run(crn):
+        for v in seen.values():
+            v.clear()
+        eps = rollout(ThinkSolveEnv(PROBLEMS), {a: recorder(a) for a in ("thinker", "solver")}, [0, 1],
+                      num_samples=2, fanout={"thinker": 2}, counterfactuals=[["thinker"]], num_counterfactual=4,
+                      seed=3, common_random_numbers=crn)
+        return eps, [s for _, s in seen["solver"]], [s for _, s in seen["thinker"]]
+
+    eps, solver_seeds, thinker_seeds = run(True)
+    # the solver call lists joint episodes then solo branches; pair c of a group = joint (sample, fork) rank c
+    joint = {(e.group, e.sample * 2 + e.fork): e for e in eps if not e.removed}
+    solo = {(e.group, e.sample): e for e in eps if e.removed}
+    assert sorted(joint) == sorted(solo) and len(joint) == 8
+    for key, e in joint.items():
+        assert e.turn("solver").action == solo[key].turn("solver").action  # the same seed
+        assert e.turn("thinker").action in e.turn("solver").observation
+    assert len(set(solver_seeds)) == 8 and len(set(thinker_seeds)) == 4
+    _, solver_seeds, _ = run(False)
+    assert len(set(solver_seeds)) == 16  # independent draws without it
+
+
 def test_generation_outputs_are_passed_through():
     def gen_policy(observations):
         return [Generation(text="\\boxed{17}", token_ids=[1, 2], logprobs=[-0.1, -0.2]) for _ in observations]

@@ -95,6 +95,23 @@ def test_every_credit_estimator_and_loss_is_reachable_from_config(tmp_path, over
     assert not [k for k, v in m.items() if isinstance(v, float) and v != v], "no metric may be NaN"
 
 
+def test_common_random_numbers_follow_the_credit_method(tmp_path):
+    paired = make_trainer(tmp_path / "p", "credit.method=ccpo_paired", "rollout.answers_per_thought=1")
+    assert paired.common_random_numbers
+    assert all(p.generation.row_seeded for p in paired.roles.policies().values())
+    eps = paired.rollout_step(0)
+    joint = [e for e in eps if not e.removed]
+    solo = [e for e in eps if e.removed]
+    assert len(joint) == len(solo)  # one solo answer per joint answer, each drawn with its partner's noise
+    tree = make_trainer(tmp_path / "t")  # ccpo_tree uses only the solo mean: independent draws
+    assert not tree.common_random_numbers
+    assert not any(p.generation.row_seeded for p in tree.roles.policies().values())
+    forced = make_trainer(tmp_path / "f", "rollout.common_random_numbers=true")
+    assert forced.common_random_numbers
+    off = make_trainer(tmp_path / "o", "credit.method=ccpo_paired", "rollout.common_random_numbers=false")
+    assert not off.common_random_numbers
+
+
 def test_voting_topology_trains_with_loo_credit(tmp_path):
     t = make_trainer(tmp_path, "env.topology=voting", "credit.method=voting", topology="voting")
     before = snapshot(t, "voter")

@@ -71,6 +71,13 @@ def test_seeded_sampling_is_reproducible(report):
     assert part["same_seeds_equal"] and part["other_seeds_differ"] and part["batch_independent"], part
 
 
+def test_row_seeded_requests_share_noise_across_prompts(report):
+    part = _part(report, "row_seeded")
+    assert part["batch_independent"] and part["duplicate_rows_differ"], part
+    # common random numbers: the same row seed on two prompts agrees far more often than independent seeds
+    assert part["first_token_agreement_same_seed"] >= part["first_token_agreement_other_seed"] + 16, part
+
+
 def test_sync_after_optimizer_steps_makes_greedy_equal_to_hf(report):
     part = _part(report, "sync")
     assert part["before_equal"], "untrained engine and HF model disagree on greedy decoding"

@@ -103,6 +103,25 @@ def check_seeds(ctx: dict[str, Any]) -> dict[str, Any]:
             "batch_independent": d[:2] == [a[0], a[4]]}  # fmt: skip
 
 
+def check_row_seeded(ctx: dict[str, Any]) -> dict[str, Any]:
+    from ccpo_agents.policies.base import GenerationConfig
+    from ccpo_agents.policies.vllm import VLLMPolicy
+
+    pol = VLLMPolicy(ctx["llm"], tokenizer=ctx["tok"], generation=GenerationConfig(max_new_tokens=6, row_seeded=True))
+    alone = pol(PROMPTS[:1], seeds=[11])[0].token_ids
+    mixed = [g.token_ids for g in pol([PROMPTS[2], PROMPTS[0], PROMPTS[1], PROMPTS[0]], seeds=[5, 11, 6, 12])]
+    seeds = list(range(64))
+
+    def first(prompt: str, s: list[int]) -> list[int]:
+        return [g.token_ids[0] for g in pol([prompt] * len(s), seeds=s)]
+
+    base = first(PROMPTS[0], seeds)
+    same = sum(a == b for a, b in zip(base, first(PROMPTS[1], seeds)))
+    other = sum(a == b for a, b in zip(base, first(PROMPTS[1], [x + 1000 for x in seeds])))
+    return {"batch_independent": mixed[1] == alone, "duplicate_rows_differ": mixed[3] != alone,
+            "first_token_agreement_same_seed": same, "first_token_agreement_other_seed": other}  # fmt: skip
+
+
 def _greedy(policy: Any, prompts: list[str]) -> list[list[int]]:
     return [list(g.token_ids) for g in policy(prompts)]
 
@@ -266,8 +285,9 @@ def check_families(ctx: dict[str, Any]) -> dict[str, Any]:
         gc.collect()
     return out
 
-CHECKS = {"logprobs": check_logprobs, "seeds": check_seeds, "sync": check_sync, "lora": check_lora,
-          "sleep": check_sleep, "train_cli": check_train_cli,
+
+CHECKS = {"logprobs": check_logprobs, "seeds": check_seeds, "row_seeded": check_row_seeded, "sync": check_sync,
+          "lora": check_lora, "sleep": check_sleep, "train_cli": check_train_cli,
           "train_lora_cli": check_train_lora_cli, "families": check_families}  # fmt: skip
 
 

@@ -46,6 +46,13 @@ class GenerationConfig:
         logprobs: record each sampled token's log-prob in ``Generation.logprobs`` (default True). The trainer
             turns it off for its rollouts: it scores the completions again under the same weights anyway
             (one code path for old and new log-probs), so recording them would be a wasted log-softmax.
+        row_seeded: with ``seeds`` given, each row draws its sampling noise from its own seed alone (default
+            False). A row's sample then depends only on its observation and seed, not on the rest of the batch,
+            and two rows with the same seed share their noise token for token: common random numbers, which
+            the trainer turns on for credit that compares paired episodes (``rollout.common_random_numbers``).
+            HF backend: Gumbel-max sampling (``argmax(warped logits + G)``, ``G`` i.i.d. Gumbel(0, 1) from a
+            per-row generator: an exact sample from the warped distribution); vLLM: one request per row with
+            that row's seed. Off, the HF backend seeds one RNG per micro-batch (slightly cheaper).
     """
 
     max_new_tokens: int = 256
@@ -59,6 +66,7 @@ class GenerationConfig:
     deduplicate: bool = True
     skip_special_tokens: bool = True
     logprobs: bool = True
+    row_seeded: bool = False
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:

@@ -101,16 +101,24 @@ class RolloutConfig:
         answers_per_thought: Solver answers per Thinker message, ``m`` (default 2; ``ccpo_tree`` needs ≥ 2).
         num_solo: Thinker-removed (solo) Solver answers per problem, ``k``, for credit methods that need
             them (default 4; ``ccpo_paired`` always uses one per joint episode).
+        common_random_numbers: ``"auto"`` (default), ``true`` or ``false``. On, solo answer ``c`` is sampled
+            with the same noise as joint answer ``c`` of its problem (the rollout driver's
+            ``common_random_numbers`` with row-seeded sampling), so a joint/solo pair differs only by the
+            Thinker's message. ``"auto"`` turns it on for credit methods that pair joint and solo episodes
+            one to one (``ccpo_paired``) and off otherwise, where solo answers only enter through their mean.
     """
 
     prompts_per_step: int = 8
     num_thoughts: int = 4
     answers_per_thought: int = 2
     num_solo: int = 4
+    common_random_numbers: bool | str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("prompts_per_step", "num_thoughts", "answers_per_thought", "num_solo"):
             _check(getattr(self, name) >= 1, f"rollout.{name} must be >= 1, got {getattr(self, name)}")
+        _check(self.common_random_numbers in (True, False, "auto"),
+               f"rollout.common_random_numbers={self.common_random_numbers!r} is not valid; choose true, false or auto")
 
 
 @dataclass

@@ -4,7 +4,10 @@
 hook). Three variants:
 
 * ``ccpo_paired`` (paper v1): joint rollout k paired with solo rollout k of the same prompt;
-  history-normalised and shaped (tanh for the Thinker, a history gate for the Solver).
+  history-normalised and shaped (tanh for the Thinker, a history gate for the Solver). The trainer
+  samples a pair with common random numbers (``rollout.common_random_numbers``, on by default for this
+  method): the solo answer reuses the joint answer's sampling noise, so ``Δ_k`` measures the Thinker's
+  message rather than two independent draws.
 * ``ccpo_event`` (reference code's current default): a ±λ bonus for the Thinker when the joint
   outcome beats / loses to the prompt's solo mean. Known flaw: the solo mean is constant within a
   prompt group, so after group-mean centring the Thinker's advantage is the shared-reward advantage
@@ -93,6 +96,13 @@ def ccpo_paired(batch: CreditBatch, config: CCPOPairedConfig, normalizer: Global
         r_thinker = tanh(α·(Δ − μ_Δ)/(σ_Δ + ε))
         g         = sigmoid(clip(η·μ_Δ/(σ_Δ + ε), ±20))
         r_solver  = g·(R_joint − μ_J)/(σ_J + ε) + (1 − g)·(R_solo − μ_S)/(σ_S + ε)
+
+    Pairs. The solo rollout of pair ``k`` should be drawn with the joint rollout's sampling noise (common
+    random numbers: the trainer does this by default, see ``RolloutConfig.common_random_numbers``). Then
+    ``Δ_k`` is the effect of the Thinker's message on *this* Solver draw, ``Var(Δ) = Var(R_J) + Var(R_S) −
+    2 Cov(R_J, R_S)`` is reduced by the pair's positive covariance, and ``z_solo`` in the Solver's credit is
+    the outcome of its own draw without the thought. Without common noise ``Δ_k`` is a difference of
+    independent draws and ``z_solo`` is unrelated to the joint answer being trained.
 
     First batch (no history for the episode's source): ``r_thinker = Δ``, ``r_solver = R_joint``
     (the reference's pass-through; reported gate 1). The normalizer is then updated with the raw

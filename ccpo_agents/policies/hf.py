@@ -22,6 +22,14 @@ composition change the RNG stream and the floating-point reductions), nor bitwis
 devices or with non-deterministic CUDA kernels. Without ``seeds``, sampling draws from torch's global RNG, so
 ``torch.manual_seed`` before the call makes it reproducible in the same way.
 
+Row-seeded sampling (``GenerationConfig.row_seeded``, with ``seeds``): each row gets its own generator, seeded
+by its seed alone, and the sample is drawn by the Gumbel-max trick: at step ``t`` row ``i`` takes
+``argmax(warped_logits + G_it)`` with ``G_it`` the ``t``-th vector of i.i.d. Gumbel(0, 1) draws of its generator,
+which is an exact sample from ``softmax(warped_logits)``. Two rows with the same seed then share their noise
+token for token (common random numbers: a joint and a solo answer differ only through their prompts), and a
+row's sample no longer depends on the rest of its batch (up to floating-point effects of padding). Each row is
+its own ``generate`` row (``num_return_sequences=1``), so duplicates still save the encoding only.
+
 Deduplication. Identical observations in one call (k solo answers to one problem, m answers to one thought)
 are tokenised once and fed to ``generate`` as one row with ``num_return_sequences`` = its count; samples come
 back in input order. ``stats.prompts_encoded`` / ``stats.generate_input_rows`` count what was encoded and fed.
@@ -106,6 +114,26 @@ class _LogprobRecorder(LogitsProcessor):
         if not steps:
             return completion.new_zeros(completion.shape, dtype=torch.float32)
         return torch.stack(steps, dim=1)
+
+
+class _RowGumbel(LogitsProcessor):
+    """Adds per-row Gumbel(0, 1) noise to the warped scores, so that greedy decoding samples (Gumbel-max).
+
+    Row ``i`` draws from its own generator seeded with ``seeds[i]``, one vocabulary-sized vector per step, so
+    rows with equal seeds see equal noise at every step whatever the batch. Placed after the warpers and the
+    log-prob recorder: filtered tokens stay ``-inf`` and recorded log-probs are those of the warped distribution.
+    """
+
+    def __init__(self, seeds: Sequence[int], device: torch.device) -> None:
+        self._generators = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if scores.shape[0] != len(self._generators):
+            raise RuntimeError(f"{scores.shape[0]} rows for {len(self._generators)} row seeds")
+        width = scores.shape[-1]
+        u = torch.stack([torch.rand(width, generator=g, device=scores.device) for g in self._generators])
+        gumbel = -torch.log(-torch.log(u.clamp_(min=torch.finfo(u.dtype).tiny)))
+        return scores.float() + gumbel
 
 
 class HFPolicy:
@@ -229,7 +257,8 @@ class HFPolicy:
         # (num_return_sequences=n), with n the gcd of the groups' sample counts, so that groups with
         # different counts (m answers per thought, k solo answers) still share generate() calls.
         need = [1 if greedy else len(g) for g in groups]
-        n = math.gcd(*need)
+        row_seeded = gen.row_seeded and seeds is not None and not greedy
+        n = 1 if row_seeded else math.gcd(*need)
         n = max(d for d in range(1, min(n, gen.max_batch_size) + 1) if n % d == 0)
         rows = [(gi, start) for gi in range(len(groups)) for start in range(0, need[gi], n)]
         per_call = max(1, gen.max_batch_size // n)
@@ -238,10 +267,12 @@ class HFPolicy:
         with _eval_mode(self.model), use_adapter(self.model, self.adapter), torch.no_grad():
             for c0 in range(0, len(rows), per_call):
                 chunk = rows[c0 : c0 + per_call]
-                seed = None
-                if seeds is not None:
+                seed, row_seeds = None, None
+                if row_seeded:
+                    row_seeds = [stable_seed("hf-row", seeds[groups[gi][st]]) for gi, st in chunk]
+                elif seeds is not None:
                     seed = stable_seed("hf", n, *(seeds[groups[gi][s]] for gi, st in chunk for s in range(st, st + n)))
-                samples = self._generate([prompts[gi] for gi, _ in chunk], n, seed)
+                samples = self._generate([prompts[gi] for gi, _ in chunk], n, seed, row_seeds)
                 for j, (gi, start) in enumerate(chunk):
                     drawn = samples[j * n : (j + 1) * n]
                     if greedy:
@@ -296,15 +327,15 @@ class HFPolicy:
             out.append(MinPLogitsWarper(min_p=gen.min_p))
         return out
 
-    def _hf_config(self, n: int) -> HFGenerationConfig:
+    def _hf_config(self, n: int, do_sample: bool) -> HFGenerationConfig:
         gen = self.generation
         stop = self.stop_token_ids
         kwargs: dict[str, Any] = dict(
-            max_new_tokens=gen.max_new_tokens, do_sample=gen.do_sample, num_beams=1, num_return_sequences=n,
+            max_new_tokens=gen.max_new_tokens, do_sample=do_sample, num_beams=1, num_return_sequences=n,
             eos_token_id=stop, pad_token_id=self.pad_token_id, return_dict_in_generate=True, use_cache=True,
             repetition_penalty=1.0,
         )  # fmt: skip
-        if gen.do_sample:
+        if do_sample:
             # Unset fields are filled from the model's generation_config (e.g. Qwen ships top_k=20,
             # top_p=0.8) and transformers' defaults (top_k=50): neutralise every warper explicitly.
             kwargs.update(temperature=1.0, top_k=0, top_p=1.0, typical_p=1.0, epsilon_cutoff=0.0, eta_cutoff=0.0)
@@ -316,8 +347,13 @@ class HFPolicy:
                 raise ValueError("the model's generation_config sets top_h; HFPolicy owns sampling: unset it")
         return HFGenerationConfig(**kwargs)
 
-    def _generate(self, prompts: list[list[int]], n: int, seed: int | None) -> list[Generation]:
-        """One ``generate`` call: ``len(prompts) * n`` samples, prompt-major (row ``i * n + k``)."""
+    def _generate(
+        self, prompts: list[list[int]], n: int, seed: int | None, row_seeds: list[int] | None = None
+    ) -> list[Generation]:
+        """One ``generate`` call: ``len(prompts) * n`` samples, prompt-major (row ``i * n + k``).
+
+        With ``row_seeds`` (one per prompt, ``n == 1``) the rows sample by Gumbel-max from their own generators
+        (greedy decoding over noised scores); otherwise ``seed`` seeds the micro-batch's global RNG."""
         device = self.device
         pad = self.pad_token_id
         width = max(len(p) for p in prompts)
@@ -328,6 +364,12 @@ class HFPolicy:
             attention[i, width - len(p) :] = 1
         recorder = _LogprobRecorder() if self.generation.logprobs else None
         processors = LogitsProcessorList([*self._warpers(), *([recorder] if recorder is not None else [])])
+        do_sample = self.generation.do_sample
+        if row_seeds is not None:
+            if n != 1 or len(row_seeds) != len(prompts):
+                raise ValueError("row-seeded sampling takes one seed per prompt and n == 1")
+            processors.append(_RowGumbel(row_seeds, device))
+            do_sample = False  # the argmax over Gumbel-noised scores is the sample
         t0 = time.perf_counter()
         with torch.random.fork_rng(devices=_rng_devices(device), enabled=seed is not None):
             if seed is not None:
@@ -335,7 +377,7 @@ class HFPolicy:
             out = self.model.generate(
                 input_ids=input_ids.to(device),
                 attention_mask=attention.to(device),
-                generation_config=self._hf_config(n),
+                generation_config=self._hf_config(n, do_sample),
                 logits_processor=processors,
             )
         self.stats.generate_seconds += time.perf_counter() - t0

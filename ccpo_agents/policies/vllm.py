@@ -17,7 +17,9 @@ constructing a :class:`VLLMPolicy` without it raises ``ImportError``.
   blocks across the ``n`` samples).
 - Seeds: each request gets ``seed = stable_seed(seeds of its rows)``; vLLM seeds each request separately,
   so the same observation and seeds give the same samples regardless of the rest of the batch (up to
-  floating-point batch effects).
+  floating-point batch effects). With ``GenerationConfig.row_seeded`` every row is its own request (``n=1``)
+  seeded by its row seed alone: vLLM draws a seeded request's sampling noise from that request's generator,
+  one vocabulary-sized draw per step, so rows with equal seeds share their noise (common random numbers).
 - Log-probs: engines built here use ``logprobs_mode="processed_logprobs"`` (log-probs of the distribution
   actually sampled from, after temperature/top-p), matching ``HFPolicy``. The trainer recomputes old
   log-probs with :func:`~ccpo_agents.policies.scoring.sequence_logprobs` anyway: engine kernels (bf16,
@@ -305,6 +307,9 @@ class VLLMPolicy:
             return []
         greedy = not self.generation.do_sample
         groups = group_duplicates(obs, self.generation.deduplicate)
+        row_seeded = self.generation.row_seeded and seeds is not None and not greedy
+        if row_seeded:  # one request per row, seeded by that row alone
+            groups = [[i] for g in groups for i in g]
         prompts = [
             encode_prompt(self.tokenizer, obs[g[0]], self.system_prompt, self.chat_template_kwargs) for g in groups
         ]

@@ -99,6 +99,9 @@ class Trainer:
                                      GlobalHistoryNormalizer(decay=cfg.credit.normalizer_decay,
                                                              per_source=cfg.credit.per_source))
         self.spec = self.credit.spec
+        crn = cfg.rollout.common_random_numbers
+        #: solo answers share their paired joint answer's sampling noise (rollout.common_random_numbers)
+        self.common_random_numbers = crn is True or (crn == "auto" and self.spec.num_solo == "paired")
 
         self.env = env if env is not None else build_env(cfg.env)
         self.agents = list(self.env.possible_agents)
@@ -123,7 +126,8 @@ class Trainer:
                     m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         for policy in self.roles.policies().values():
             if hasattr(policy, "generation"):  # the update scores completions itself (see GenerationConfig.logprobs)
-                policy.generation = policy.generation.replace(logprobs=False)
+                policy.generation = policy.generation.replace(
+                    logprobs=False, row_seeded=policy.generation.row_seeded or self.common_random_numbers)
         #: the vLLM engines generating the rollouts (``policy.backend=vllm``), synced after every step; or None
         self.engine = None
         if policy_cfg.backend == "vllm" and getattr(acc, "distributed_type", None) == "FSDP":
@@ -225,7 +229,7 @@ class Trainer:
             kwargs["num_counterfactual"] = self.spec.solo_rollouts_per_prompt(
                 cfg.num_thoughts * cfg.answers_per_thought, cfg.num_solo)
         return rollout(self.env, self.policies(), problems, seed=stable_seed(self.config.train.seed, "rollout", step, self.rank),
-                       **kwargs)
+                       common_random_numbers=self.common_random_numbers, **kwargs)
 
     def _ratings(self, joint: list[Any]) -> tuple[list[str], list[str]]:
         """SEPO: each role rates every (thought, answer) pair given the verifier's outcome."""
