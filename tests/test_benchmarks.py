@@ -92,6 +92,40 @@ def test_bench_step_quick(load_bench, tmp_path):
     assert rows["ccpo_tree"]["generations"] == rows["ccpo_tree (dedup off)"]["generations"]
 
 
+def test_bench_crn_quick(load_bench, tmp_path):
+    res = _run(load_bench("bench_crn"), tmp_path, *ONE_THREAD, "--output-dir", str(tmp_path / "run"))
+    assert res["benchmark"] == "bench_crn" and set(res["arms"]) == {"crn", "independent"}
+    assert res["joint_identical_across_arms"]  # only the solo answers' noise differs between the arms
+    lo, hi = res["var_delta_ratio_ci95"]
+    assert lo <= res["var_delta_ratio"] <= hi and res["sampler"]["row_seeded_s_per_step"] > 0
+
+
+def test_credit_ablations_paired_comparison(load_bench):
+    ab = load_bench("credit_ablations")
+    # hand-computed: diffs (arm − shared) +0.02, +0.03, +0.02, +0.03 → mean 0.025, sd 0.005774, se 0.002887
+    runs = [{"arm": a, "seed": s, "final": {"joint_acc": v}}
+            for s, (b, x) in enumerate([(0.50, 0.52), (0.60, 0.63), (0.55, 0.57), (0.40, 0.43)])
+            for a, v in (("shared", b), ("ccpo_tree", x))]
+    c = ab.compare(runs, "joint_acc", ["shared", "ccpo_tree"])["ccpo_tree"]
+    half = 3.182 * 0.002887  # t_{0.975, 3} · se (one comparison: no Bonferroni factor)
+    assert c["mean_diff"] == pytest.approx(0.025) and c["seeds"] == 4
+    assert c["t_ci"] == pytest.approx([0.025 - half, 0.025 + half], abs=2e-3 * half)
+    assert c["verdict"] == "better"  # [0.0158, 0.0342] excludes 0
+    # with a second comparison the level is Bonferroni-adjusted (97.5%), so the interval widens
+    runs += [{"arm": "shared_aa", "seed": r["seed"], "final": r["final"]} for r in runs if r["arm"] == "shared"]
+    wide = ab.compare(runs, "joint_acc", ["shared", "ccpo_tree", "shared_aa"])
+    assert wide["ccpo_tree"]["level"] == pytest.approx(0.975)
+    assert wide["ccpo_tree"]["t_ci"][0] < c["t_ci"][0] and wide["shared_aa"]["mean_diff"] == 0.0
+    assert ab.t_quantile(0.975, 9) == pytest.approx(2.262, abs=1e-3)
+
+
+def test_credit_ablations_quick(load_bench, tmp_path):
+    res = _run(load_bench("credit_ablations"), tmp_path, *ONE_THREAD)
+    assert set(res["summary"]["arms"]) == {"shared", "shared_aa", "ccpo_tree"}
+    rows = res["summary"]["vs_shared"]["joint_acc"]
+    assert set(rows) == {"shared_aa", "ccpo_tree"} and all(r["seeds"] == 2 for r in rows.values())
+
+
 def test_credit_assignment_summary_is_mean_and_std_over_seeds(load_bench) -> None:
     ca = load_bench("credit_assignment")
 

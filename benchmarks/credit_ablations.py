@@ -1,0 +1,279 @@
+"""Credit ablations on paired seeds: what makes ``ccpo_tree`` start faster than ``shared``?
+
+The credit-assignment study found ``ccpo_tree`` level with ``shared`` at an equal token budget, with a faster
+start. Its Thinker credit ``Δ_j = V(t_j) − V_solo`` differs from ``shared``'s in two ways at once: the
+baseline (``V_solo`` instead of the group mean; a baseline cannot change the expected gradient) and the
+scaling (a baselined signal skips GRPO's per-prompt std scaling and its zeroing of all-equal groups). These
+arms separate the two, each trained from ``arith-warmstart`` on the same per-seed data order:
+
+============================  =====================================================================
+arm                           what it is
+============================  =====================================================================
+``shared``                    shared reward, GRPO ((r − μ)/σ per prompt): the reference arm
+``shared_aa``                 the same as ``shared`` on other seeds (seed + 1000): an A/A control,
+                              whose interval must cover 0 if the protocol is sound
+``shared_dr_grpo``            shared reward, Dr.GRPO (r − μ, no std scaling): ``shared`` minus the
+                              std scaling. It is also the tree without solo branches: per thought the
+                              Thinker gets the mean of its m answers, centred over the prompt's thoughts
+``ccpo_tree``                 Δ_j = V(t_j) − V_solo, passed through unscaled (the default CCPO)
+``ccpo_tree_center``          ccpo_tree centred over the prompt's thoughts (``center=True``): the
+                              solo baseline cancels, leaving ``shared_dr_grpo`` plus solo-branch cost
+============================  =====================================================================
+
+Protocol (fixed before the run; the defaults below):
+
+- 10 seeds per arm; seed ``s`` sets the data order and the rollout noise (``train.seed``); every arm of
+  seed ``s`` starts from the same weights on the same problems, so arm − ``shared`` is paired by seed.
+- Budget: 100,000 generated tokens per run, solo branches included.
+- Primary endpoint: held-out joint accuracy at the budget at T = 1, on the **deduplicated** level-1 test
+  universe (every distinct problem text among the first 4,000 test items), each problem with 4 thoughts ×
+  2 answers; secondary: the same at greedy decoding, and the Thinker-removed (solo) accuracy.
+- For each arm against ``shared``: the mean paired difference with a t-interval and a bootstrap interval over
+  seeds, both at the Bonferroni level ``1 − 0.05/4`` (four comparisons); "level" is claimed only by TOST
+  (the ``1 − 2·0.05/4`` t-interval inside ±3 points), "better/worse" only when the interval excludes 0.
+- The A/A arm (``shared_aa − shared``) must cover 0; if it does not, the study's intervals are not trusted.
+
+Run::
+
+    python benchmarks/credit_ablations.py --jobs 2              # 50 runs, ~45 min on 2 cores
+    python benchmarks/credit_ablations.py --quick               # smoke test
+    python benchmarks/credit_ablations.py --summarise benchmarks/results/credit_ablations.json   # tables only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+#: arm -> (credit method, extra config overrides, seed offset)
+ARMS: dict[str, tuple[str, list[str], int]] = {
+    "shared": ("shared", [], 0),
+    "shared_aa": ("shared", [], 1000),
+    "shared_dr_grpo": ("shared", ["algo.estimator.name=dr_grpo"], 0),
+    "ccpo_tree": ("ccpo_tree", [], 0),
+    "ccpo_tree_center": ("ccpo_tree", ["credit.options={center: true}"], 0),
+}
+BASELINE = "shared"
+EQUIVALENCE_MARGIN = 0.03  # ±3 accuracy points
+
+
+def t_quantile(p: float, df: int) -> float:
+    """Student-t quantile ``t_p`` for ``p`` in (0.5, 1): bisection on the CDF, whose integral of the density
+    is done by Simpson's rule (no scipy here); accurate to ~1e-6."""
+    log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+
+    def cdf(t: float, n: int = 2000) -> float:
+        h = t / n
+        f = [math.exp(log_c - (df + 1) / 2 * math.log1p((i * h) ** 2 / df)) for i in range(n + 1)]
+        return 0.5 + h / 3 * (f[0] + f[-1] + 4 * sum(f[1:-1:2]) + 2 * sum(f[2:-1:2]))
+
+    lo, hi = 0.0, 1.0
+    while cdf(hi) < p:
+        hi *= 2
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cdf(mid) < p else (lo, mid)
+    return (lo + hi) / 2
+
+
+def distinct_problems(env: Any, limit: int) -> list[int]:
+    """Indices of the first occurrence of each distinct problem text among the first ``limit`` items."""
+    seen: dict[str, int] = {}
+    for i in range(min(limit, len(env.dataset))):
+        seen.setdefault(env.dataset[i].problem, i)
+    return list(seen.values())
+
+
+def evaluate(trainer: Any, env: Any, problems: list[int], args: argparse.Namespace) -> dict[str, float]:
+    """Joint/solo accuracy at T = 1 (``thoughts × answers`` per problem) and at greedy decoding."""
+    from ccpo_agents.evaluation import evaluate_env
+
+    policies = trainer.policies()
+    r = evaluate_env(env, policies, problems=problems, num_samples=args.eval_thoughts,
+                     answers_per_thought=args.eval_answers, num_solo=args.eval_thoughts, seed=999)
+    out = {"joint_acc": r["pass@1"], "joint_se": r["pass@1_se"], "solo_acc": r["solo_pass@1"]}
+    saved = {id(p): p.generation for p in policies.values()}
+    try:
+        for p in dict.fromkeys(policies.values()):
+            p.generation = p.generation.replace(do_sample=False)
+        g = evaluate_env(env, policies, problems=problems, num_samples=1, num_solo=1, seed=999)
+    finally:
+        for p in policies.values():
+            p.generation = saved[id(p)]
+    out.update(greedy_joint_acc=g["pass@1"], greedy_solo_acc=g["solo_pass@1"])
+    return out
+
+
+def run_arm(arm: str, seed: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Train one (arm, seed) until the token budget is spent; evaluate at the end."""
+    from ccpo_agents.config import load_config
+    from ccpo_agents.envs import build_env
+    from ccpo_agents.trainer import Trainer
+
+    method, extra, offset = ARMS[arm]
+    over = ["train.progress=false", "train.plot=false", "train.tensorboard=false", "eval.limit=0",
+            f"rollout.prompts_per_step={args.prompts}", f"rollout.num_thoughts={args.thoughts}",
+            f"rollout.answers_per_thought={args.answers}", f"rollout.num_solo={args.solo}",
+            f"optim.lr={args.lr}", f"train.steps={10**6}", f"policy.model={args.model}",
+            f"credit.method={method}", *extra, f"train.seed={seed + offset}",
+            f"train.output_dir={workdir / f'{arm}-{seed}'}"]
+    cfg = load_config(overrides=over)
+    trainer = Trainer(cfg)
+    env = build_env(cfg.env, split="test")
+    problems = distinct_problems(env, args.eval_universe)
+    tokens, wall = 0.0, 0.0
+    t0 = time.process_time()
+    while tokens < args.budget:
+        m = trainer.train_step()
+        tokens += m["perf/generated_tokens"]
+        wall += m["time/step"]
+    cpu = time.process_time() - t0
+    return {"arm": arm, "seed": seed, "steps": trainer.step, "tokens": tokens, "train_wall": wall,
+            "train_cpu": cpu, "eval_problems": len(problems), "final": evaluate(trainer, env, problems, args)}
+
+
+def _run_task(task: tuple[str, int], args: dict[str, Any], workdir: str, threads: int) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(threads)
+    return run_arm(*task, argparse.Namespace(**args), Path(workdir))
+
+
+def compare(runs: list[dict[str, Any]], metric: str, arms: list[str], reps: int = 10000) -> dict[str, dict[str, Any]]:
+    """Each arm against :data:`BASELINE`, paired by seed, at the Bonferroni level over the comparisons."""
+    others = [a for a in arms if a != BASELINE]
+    k = max(1, len(others))
+    level = 1 - 0.05 / k
+    base = {r["seed"]: r["final"][metric] for r in runs if r["arm"] == BASELINE}
+    rng = np.random.default_rng(0)
+    out: dict[str, dict[str, Any]] = {}
+    for arm in others:
+        mine = {r["seed"]: r["final"][metric] for r in runs if r["arm"] == arm}
+        seeds = sorted(set(mine) & set(base))
+        d = np.array([mine[s] - base[s] for s in seeds])
+        n = len(d)
+        mean = float(d.mean()) if n else float("nan")
+        se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+        t_ci = t_quantile(1 - (1 - level) / 2, n - 1) if n > 1 else float("nan")
+        t_tost = t_quantile(1 - (1 - level), n - 1) if n > 1 else float("nan")  # one-sided at α/k each
+        boot = d[rng.integers(0, n, size=(reps, n))].mean(1) if n else np.array([np.nan])
+        lo_b, hi_b = np.percentile(boot, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+        lo, hi = mean - t_ci * se, mean + t_ci * se
+        tost_lo, tost_hi = mean - t_tost * se, mean + t_tost * se
+        verdict = ("better" if lo > 0 else "worse" if hi < 0 else
+                   "level (TOST)" if tost_lo > -EQUIVALENCE_MARGIN and tost_hi < EQUIVALENCE_MARGIN else "inconclusive")
+        out[arm] = {"seeds": n, "mean_diff": mean, "t_ci": [lo, hi], "bootstrap_ci": [float(lo_b), float(hi_b)],
+                    "tost_ci": [tost_lo, tost_hi], "level": level, "verdict": verdict}
+    return out
+
+
+def summarise(runs: list[dict[str, Any]], arms: list[str]) -> dict[str, Any]:
+    rows = {}
+    for arm in arms:
+        rs = [r for r in runs if r["arm"] == arm]
+        row: dict[str, float] = {"seeds": len(rs)}
+        for k in rs[0]["final"]:
+            vals = np.array([r["final"][k] for r in rs])
+            row[k] = float(vals.mean())
+            row[k + "_sd"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+        for k in ("steps", "train_wall", "train_cpu"):
+            row[k] = float(np.mean([r[k] for r in rs]))
+        rows[arm] = row
+    return {"arms": rows, "vs_shared": {m: compare(runs, m, arms) for m in ("joint_acc", "greedy_joint_acc", "solo_acc")}}
+
+
+def print_tables(summary: dict[str, Any]) -> None:
+    print(f"\n{'arm':<18}{'seeds':>6}{'joint T=1':>14}{'joint greedy':>14}{'solo T=1':>12}{'steps':>7}{'cpu s':>7}")
+    for arm, r in summary["arms"].items():
+        print(f"{arm:<18}{r['seeds']:>6}{100 * r['joint_acc']:>8.1f}±{100 * r['joint_acc_sd']:4.1f}"
+              f"{100 * r['greedy_joint_acc']:>8.1f}±{100 * r['greedy_joint_acc_sd']:4.1f}"
+              f"{100 * r['solo_acc']:>7.1f}±{100 * r['solo_acc_sd']:3.1f}{r['steps']:>7.0f}{r['train_cpu']:>7.0f}")
+    for metric, rows in summary["vs_shared"].items():
+        print(f"\n{metric}: arm − shared, paired by seed (points; Bonferroni-adjusted intervals)")
+        for arm, c in rows.items():
+            lo, hi = c["t_ci"]
+            blo, bhi = c["bootstrap_ci"]
+            print(f"  {arm:<18}{100 * c['mean_diff']:+6.2f}  t [{100 * lo:+.2f}, {100 * hi:+.2f}]  "
+                  f"bootstrap [{100 * blo:+.2f}, {100 * bhi:+.2f}]  {c['verdict']}")
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny budget, two seeds, three arms: a smoke test")
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    p.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 per arm (default %(default)s)")
+    p.add_argument("--model", default="arith-warmstart")
+    p.add_argument("--budget", type=float, default=100000, help="generated tokens per run (default %(default)s)")
+    p.add_argument("--prompts", type=int, default=8)
+    p.add_argument("--thoughts", type=int, default=4)
+    p.add_argument("--answers", type=int, default=2)
+    p.add_argument("--solo", type=int, default=4)
+    p.add_argument("--lr", type=float, default=3e-5)
+    p.add_argument("--eval-universe", type=int, default=4000, help="distinct problems among this many test items")
+    p.add_argument("--eval-thoughts", type=int, default=4)
+    p.add_argument("--eval-answers", type=int, default=2)
+    p.add_argument("--jobs", type=int, default=1, help="runs in parallel, each in its own process (default 1)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads in all (default: all cores), split over jobs")
+    p.add_argument("--out", type=Path, default=RESULTS / "credit_ablations.json")
+    p.add_argument("--summarise", type=Path, default=None, metavar="JSON",
+                   help="train nothing: recompute the tables of an earlier result file (written back to it)")
+    args = p.parse_args(argv)
+    if args.summarise:
+        result = json.loads(args.summarise.read_text())
+        result["summary"] = summarise(result["runs"], result["args"]["arms"])
+        print_tables(result["summary"])
+        args.summarise.write_text(json.dumps(result, indent=1, default=str))
+        return result
+    if args.quick:
+        args.arms = [a for a in args.arms if a in ("shared", "shared_aa", "ccpo_tree")]
+        args.seeds, args.budget, args.prompts, args.thoughts, args.solo = 2, 600, 2, 2, 2
+        args.eval_universe, args.eval_thoughts = 12, 1
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if BASELINE not in args.arms:
+        p.error(f"--arms must include the reference arm {BASELINE!r}")
+    tasks = [(arm, seed) for seed in range(args.seeds) for arm in args.arms]
+    threads = max(1, (args.threads or os.cpu_count() or 1) // max(1, args.jobs))
+    t0 = time.perf_counter()
+    done: dict[tuple[str, int], dict[str, Any]] = {}
+
+    def report(r: dict[str, Any]) -> None:
+        f = r["final"]
+        print(f"[{time.perf_counter() - t0:6.0f}s] {r['arm']:<18} seed {r['seed']}: joint {f['joint_acc']:.3f} "
+              f"greedy {f['greedy_joint_acc']:.3f} solo {f['solo_acc']:.3f} ({r['steps']} steps)", flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.jobs <= 1:
+            for task in tasks:
+                done[task] = _run_task(task, vars(args), tmp, threads)
+                report(done[task])
+        else:
+            import concurrent.futures as cf
+            import multiprocessing as mp
+
+            with cf.ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
+                futures = {pool.submit(_run_task, t, vars(args), tmp, threads): t for t in tasks}
+                for fut in cf.as_completed(futures):
+                    done[futures[fut]] = fut.result()
+                    report(done[futures[fut]])
+    runs = [done[t] for t in tasks]
+    summary = summarise(runs, args.arms)
+    print_tables(summary)
+    result = {"benchmark": "credit_ablations", "args": vars(args), "summary": summary, "runs": runs,
+              "seconds": time.perf_counter() - t0}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1, default=str))
+    print(f"\nwrote {args.out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
