@@ -46,12 +46,12 @@ import argparse
 import json
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from credit_assignment import run_tasks  # sibling script (benchmarks/ is on sys.path)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: arm -> (credit method, extra config overrides, seed offset)
@@ -243,28 +243,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tasks = [(arm, seed) for seed in range(args.seeds) for arm in args.arms]
     threads = max(1, (args.threads or os.cpu_count() or 1) // max(1, args.jobs))
     t0 = time.perf_counter()
-    done: dict[tuple[str, int], dict[str, Any]] = {}
 
     def report(r: dict[str, Any]) -> None:
         f = r["final"]
         print(f"[{time.perf_counter() - t0:6.0f}s] {r['arm']:<18} seed {r['seed']}: joint {f['joint_acc']:.3f} "
               f"greedy {f['greedy_joint_acc']:.3f} solo {f['solo_acc']:.3f} ({r['steps']} steps)", flush=True)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        if args.jobs <= 1:
-            for task in tasks:
-                done[task] = _run_task(task, vars(args), tmp, threads)
-                report(done[task])
-        else:
-            import concurrent.futures as cf
-            import multiprocessing as mp
-
-            with cf.ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
-                futures = {pool.submit(_run_task, t, vars(args), tmp, threads): t for t in tasks}
-                for fut in cf.as_completed(futures):
-                    done[futures[fut]] = fut.result()
-                    report(done[futures[fut]])
-    runs = [done[t] for t in tasks]
+    runs = run_tasks(_run_task, tasks, vars(args), jobs=args.jobs, threads=threads, report=report)
     summary = summarise(runs, args.arms)
     print_tables(summary)
     result = {"benchmark": "credit_ablations", "args": vars(args), "summary": summary, "runs": runs,

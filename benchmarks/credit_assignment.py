@@ -292,22 +292,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"{r['start']['joint_acc']:.3f} -> {f['joint_acc']:.3f}, solo {f['solo_acc']:.3f} "
               f"({r['steps']} steps, {r['seconds']:.0f}s)", flush=True)
 
-    done: dict[tuple[str, str, int], dict[str, Any]] = {}
+    runs = run_tasks(_run_task, tasks, vars(args), jobs=args.jobs, threads=threads, report=report)
+    return _write(runs, args, time.perf_counter() - t0)
+
+
+def run_tasks(worker: Any, tasks: list[Any], args: dict[str, Any], *, jobs: int, threads: int,
+              report: Any) -> list[dict[str, Any]]:
+    """``worker(task, args, workdir, threads)`` for every task, ``jobs`` at a time in spawned processes (one
+    process when ``jobs <= 1``), in a temporary work folder; ``report`` sees each result as it finishes.
+    Returns the results in ``tasks`` order. ``worker`` must be a module-level function (it is pickled)."""
+    done: dict[Any, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        if args.jobs <= 1:
+        if jobs <= 1:
             for task in tasks:
-                done[task] = _run_task(task, vars(args), tmp, threads)
+                done[task] = worker(task, args, tmp, threads)
                 report(done[task])
         else:
             import concurrent.futures as cf
             import multiprocessing as mp
 
-            with cf.ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
-                futures = {pool.submit(_run_task, t, vars(args), tmp, threads): t for t in tasks}
+            with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+                futures = {pool.submit(worker, t, args, tmp, threads): t for t in tasks}
                 for fut in cf.as_completed(futures):
                     done[futures[fut]] = fut.result()
                     report(done[futures[fut]])
-    return _write([done[t] for t in tasks], args, time.perf_counter() - t0)
+    return [done[t] for t in tasks]
 
 
 def _write(runs: list[dict[str, Any]], args: argparse.Namespace, seconds: float) -> dict[str, Any]:
