@@ -34,12 +34,12 @@ Run::
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import write_json  # sibling helper (benchmarks/ is on sys.path)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -173,9 +173,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     c = result["sampler"]
     print(f"sampler: row-seeded {1e3 * c['row_seeded_s_per_step']:.1f} ms vs batch RNG {1e3 * c['batch_rng_s_per_step']:.1f} "
           f"ms per decoding step of 64 rows (ratio {c['ratio_median']:.2f}, median of {c['rounds']} alternating rounds)")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_json(args.out, result)
     return result
 
 
