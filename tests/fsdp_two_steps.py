@@ -22,17 +22,25 @@ from ccpo_agents.models.families import build_family
 from ccpo_agents.policies import pad_batch, sequence_logprobs
 from ccpo_agents.policies.base import encode_prompt
 from ccpo_agents.trainer.fsdp import (
+    full_checkpoint_state,
     gather_full_state_dict,
+    load_full_checkpoint_state,
     load_sharded_checkpoint,
     save_sharded_checkpoint,
     shard_model,
 )
+from ccpo_agents.trainer.update import aligned_micro_batches
 
 PROBLEMS = [f"Compute ({a}+{b})*{c}." for a, b, c in [(3, 4, 2), (1, 9, 5), (12, 7, 3), (2, 2, 2), (8, 1, 6),
                                                        (5, 5, 5), (9, 3, 1), (4, 6, 7)]]  # fmt: skip
 ANSWERS = ["The answer is \\boxed{14}.", "10*5 = 50.", "First 12+7 = 19.", "\\boxed{8}", "9*6 = 54.", "50",
            "The answer is 12.", "Then 10*7 = 70."]  # fmt: skip
 ADVANTAGES = torch.tensor([1.0, -0.5, 0.25, -1.0, 0.75, -0.25, 0.5, -0.75])
+
+
+class _Procs:  # the two fields aligned_micro_batches reads of an accelerate Accelerator
+    def __init__(self, world: int) -> None:
+        self.num_processes, self.device = world, torch.device("cpu")
 
 
 def make_model():
@@ -109,6 +117,26 @@ def main() -> None:
     step(resumed, ropt, tok, mine)
     full_resumed = gather_full_state_dict(resumed, rank0_only=False)
 
+    # The trainer's FSDP checkpoint form: full weights + name-keyed optimizer state on rank 0, then loaded
+    # by every rank into a fresh sharded model (each keeping its slice) -> step 2 again, bit for bit.
+    w1, o1 = full_checkpoint_state(resumed, ropt)  # resumed is at step 2 here; rewind a fresh one to it
+    by_name = {"rank0_has_state": bool(w1) and bool(o1), "others_empty": not w1 and not o1}
+    payload = [w1, o1]
+    dist.broadcast_object_list(payload, src=0)  # stands in for every rank reading rank 0's checkpoint file
+    fresh, _ = make_model()
+    shard_model(fresh)
+    fopt = optimizer(fresh)
+    load_full_checkpoint_state(fresh, fopt, payload[0], payload[1])
+    by_name["digest"] = digest(gather_full_state_dict(fresh, rank0_only=False))
+    by_name["momentum_equal"] = all(
+        torch.equal(a["momentum_buffer"].to_local(), b["momentum_buffer"].to_local())
+        for a, b in zip(ropt.state.values(), fopt.state.values()))  # fmt: skip
+
+    # Micro-batch counts differ between ranks (rank 0: 3 rows of 5 tokens, budget 5 -> 3; rank 1: 1 row):
+    # every rank gets the largest count, padded with empty micro-batches.
+    lengths = [(3, 2)] * 3
+    aligned = aligned_micro_batches(_Procs(world), list(range(3 if rank == 0 else 1)), lengths, 4, 5)
+
     # The gathered weights are what a vLLM engine (or save_pretrained) needs: plain HF names, a plain model.
     plain, _ = make_model()
     missing = plain.load_state_dict(full, strict=True)
@@ -139,6 +167,7 @@ def main() -> None:
         "bf16_param_dtype": str(mp_full["model.layers.0.mlp.down_proj.weight"].dtype),
         "bf16_trained": not torch.equal(mp_full["model.layers.0.mlp.down_proj.weight"], before),
         "bf16_checkpointing_on": bool(mp.model.layers[0].gradient_checkpointing),
+        "by_name": by_name, "aligned": aligned,
     }  # fmt: skip
     (out / f"rank{rank}.json").write_text(json.dumps(result))
     dist.barrier()

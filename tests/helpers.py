@@ -17,12 +17,14 @@ def coin_verifier(response: str, gold: str, *, answer_type: str = "math") -> Ver
     return Verdict(h % 2 == 0, response[-3:], "coin")
 
 
-def run_two_processes(script: Path, out_dir: Path, port: int) -> None:
-    """Run ``script out_dir`` on 2 CPU processes with ``torch.distributed.run``; fail with both ranks' output."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+def run_two_processes(script: Path, out_dir: Path, port: int, python: str | None = None,
+                      args: tuple[str, ...] = ()) -> None:  # fmt: skip
+    """Run ``script out_dir *args`` on 2 CPU processes with ``torch.distributed.run`` (under ``python``, default
+    this interpreter); fail with both ranks' output."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "MASTER_ADDR": "127.0.0.1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
-         str(script), str(out_dir)],
+        [python or sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+         str(script), str(out_dir), *args],
         env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

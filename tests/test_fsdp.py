@@ -26,7 +26,10 @@ def test_fsdp2_two_steps_sharded_checkpoint_resume_and_full_gather(tmp_path):
         assert r["keys_match_hf"] and r["gathered_logits_max_diff"] < 1e-5
         assert r["bf16_ckpt_loss_finite"] and r["bf16_trained"] and r["bf16_checkpointing_on"]
         assert r["bf16_param_dtype"] == "torch.float32", "bf16 compute keeps fp32 master weights"
+        assert r["by_name"]["digest"] == r["digest_resumed"] and r["by_name"]["momentum_equal"], r["by_name"]
     assert r0["digest"] == r1["digest"], "both ranks gather the same full weights"
+    assert r0["by_name"]["rank0_has_state"] and r1["by_name"]["others_empty"], "full state lands on rank 0 only"
+    assert r0["aligned"] == [[0], [1], [2]] and r1["aligned"] == [[0], [], []], "padded to the larger count"
     assert r0["rank0_only_sizes"] > 0 and r1["rank0_only_sizes"] == 0, "rank0_only gathers onto rank 0 alone"
     assert sorted(p.name for p in (tmp_path / "ckpt_step1").iterdir()) == [
         ".metadata", "__0_0.distcp", "__1_0.distcp", "extra.json"], "one shard file per rank"
@@ -63,21 +66,45 @@ def test_decoder_layers_are_the_fsdp_units_of_each_family():
         decoder_layers(torch.nn.Linear(2, 2))
 
 
-def test_vllm_backend_under_accelerate_fsdp_is_a_clear_error(tmp_path):
-    import torch
+def _fsdp_trainer(tmp_path, *overrides: str, accelerator=None):
     from helpers import coin_verifier
 
-    from ccpo_agents.config import ConfigError, load_config
+    from ccpo_agents.config import load_config
     from ccpo_agents.trainer import Trainer
     from ccpo_env import COMPACT_TEMPLATES, ThinkSolveEnv
 
-    class FSDPAccelerator:  # what the trainer reads of an accelerate Accelerator launched with fsdp2.yaml
-        num_processes, process_index, is_main_process = 1, 0, True
-        device = torch.device("cpu")
-        distributed_type = "FSDP"
-
-    cfg = load_config(overrides=["policy.model=tiny", "policy.backend=vllm", f"train.output_dir={tmp_path}",
-                                 "train.progress=false", "train.plot=false", "train.tensorboard=false"])  # fmt: skip
+    cfg = load_config(overrides=["policy.model=tiny", f"train.output_dir={tmp_path}", "train.progress=false",
+                                 "train.plot=false", "train.tensorboard=false", *overrides])  # fmt: skip
     env = ThinkSolveEnv("arith", templates=COMPACT_TEMPLATES, verifier=coin_verifier, split="train")
-    with pytest.raises(ConfigError, match=r"policy.backend=vllm under FSDP is not supported yet.*use DDP"):
-        Trainer(cfg, env=env, accelerator=FSDPAccelerator())
+    return Trainer(cfg, env=env, accelerator=accelerator)
+
+
+class FSDPAccelerator:  # what the trainer reads of an accelerate Accelerator launched with fsdp2.yaml
+    num_processes, process_index, is_main_process = 1, 0, True
+    distributed_type = "FSDP"
+
+    def __init__(self) -> None:
+        import torch
+
+        self.device = torch.device("cpu")
+
+
+def test_generation_on_a_sharded_model_is_refused_with_the_fix(tmp_path):
+    from ccpo_agents.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"FSDP .* needs policy.backend=vllm.*stalls.*or DDP"):
+        _fsdp_trainer(tmp_path, "policy.backend=hf", accelerator=FSDPAccelerator())
+    with pytest.raises(ConfigError, match=r"lora under FSDP is not supported.*use DDP"):
+        _fsdp_trainer(tmp_path, "policy.backend=vllm", "policy.parameterisation=lora", accelerator=FSDPAccelerator())
+
+
+def test_train_fsdp_config_checks_and_single_process_no_op(tmp_path):
+    from ccpo_agents.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=r"train.fsdp=true supports .* 'bf16', not 'fp16'"):
+        load_config(overrides=["train.fsdp=true", "train.mixed_precision=fp16"])
+    trainer = _fsdp_trainer(tmp_path, "train.fsdp=true", "train.steps=1", "rollout.prompts_per_step=2",
+                            "rollout.num_thoughts=2", "policy.generation.max_new_tokens=4", "eval.limit=0")  # fmt: skip
+    assert trainer.fsdp is False  # one process: nothing to shard, the HF backend stays allowed
+    trainer.train()
+    assert trainer.step == 1

@@ -148,3 +148,33 @@ def test_paper_families_greedy_hf_equals_vllm(report):
         assert row["logprob_max_abs_diff"] < LOGPROB_TOL, (name, row)
         assert row["templated"] == (name != "tiny-qwen3-base")
         assert row["prompt"].startswith("S\n\n") != row["templated"], (name, row["prompt"])
+
+
+@pytest.mark.multiproc
+@pytest.mark.parametrize("mode", ["fsdp", "ddp"])
+def test_two_process_training_syncs_each_ranks_engine(tmp_path, mode):
+    """``policy.backend=vllm`` on 2 gloo processes, sharded (``train.fsdp=true``) or replicated (DDP):
+    tests/fsdp_vllm_train.py, ~20 s each."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from helpers import run_two_processes
+
+    run_two_processes(ROOT / "tests" / "fsdp_vllm_train.py", tmp_path, port=29533 + (mode == "ddp"), python=PYTHON,
+                      args=(mode,))  # fmt: skip
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert r0["world"] == r1["world"] == 2 and r0["fsdp"] is (mode == "fsdp") and r0["steps"] == 2
+    if mode == "fsdp":
+        assert r0["local_numel"] < r0["full_numel"], "each rank should hold a shard, not the whole model"
+    else:
+        assert r0["local_numel"] == r0["full_numel"]
+    assert r0["digest_step2"] == r1["digest_step2"] != r0["initial"], "ranks hold the same, trained weights"
+    assert r0["engine_syncs"] == 2 and r0["greedy_equal_hf"] and r1["greedy_equal_hf"], (r0, r1)
+    assert r0["optimizer_steps"] == [1.0, 1.0]
+    # the token budget split the ranks' samples into different micro-batch counts at least once, and the
+    # padded micro-batches kept the collectives in step (otherwise the run would hang, not get here)
+    assert any(p > 0 for p in r0["padded_micro_batches"]), r0["padded_micro_batches"]
+    # resuming the step-2 checkpoint reproduces step 3 exactly (FSDP: full weights + name-keyed optimizer state)
+    assert r0["resumed_step"] == 2 and r0["resumed_steps"] == 3
+    assert r0["digest_resumed_step2"] == r0["digest_step2"]
+    assert r0["digest_resumed_step3"] == r0["digest_step3"] == r1["digest_resumed_step3"]

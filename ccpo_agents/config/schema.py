@@ -229,6 +229,12 @@ class TrainConfig:
         mixed_precision: accelerate's ``"no"`` (default), ``"bf16"`` or ``"fp16"``.
         cpu: force CPU even when a GPU is present (default False).
         skip_nonfinite: skip (and log) an update whose loss or gradient is NaN/inf (default True).
+        fsdp: shard each trained model across the processes with torch's FSDP2 (one unit per decoder
+            layer; ``train.mixed_precision=bf16`` gives bf16 compute with fp32 reduction) instead of
+            replicating it (DDP) (default False). For launches where accelerate does not shard itself, e.g.
+            ``torchrun`` or ``accelerate launch --cpu``; under ``examples/accelerate/fsdp2.yaml`` accelerate
+            shards and this is not needed. Needs ``policy.backend=vllm`` (the engine holds full weights, so
+            generation makes no collective calls) and full parameters (LoRA: use DDP). Ignored with one process.
     """
 
     steps: int = 20
@@ -246,12 +252,16 @@ class TrainConfig:
     mixed_precision: str = "no"
     cpu: bool = False
     skip_nonfinite: bool = True
+    fsdp: bool = False
 
     def __post_init__(self) -> None:
         _check(self.steps >= 0, "train.steps must be >= 0")
         _check(self.schedule in SCHEDULES, f"train.schedule={self.schedule!r}; choose one of {list(SCHEDULES)}")
         _check(self.alternate_period >= 1, "train.alternate_period must be >= 1")
         _check(self.mixed_precision in ("no", "bf16", "fp16"), "train.mixed_precision must be 'no', 'bf16' or 'fp16'")
+        _check(not (self.fsdp and self.mixed_precision == "fp16"),
+               "train.fsdp=true supports train.mixed_precision 'no' or 'bf16', not 'fp16' (FSDP2 has no sharded "
+               "loss scaler here); use bf16")
         _check(self.keep_checkpoints >= 1, "train.keep_checkpoints must be >= 1")
 
 

@@ -11,19 +11,26 @@ its ``HFPolicy``) and keeps the engines in step with the trained weights:
   never change, so nothing else moves.
 
 Who owns the engine: every process owns its own engine and generates its own share of the step's prompts
-(data parallel). Under DDP every rank's model is the same after the all-reduced step, so each rank syncs
-from its local replica. Under FSDP the full state dict must be gathered first (every rank takes part, see
-``ccpo_agents.trainer.fsdp``) and each rank then reloads it into its engine.
+(data parallel), so generation never waits on another rank. Under DDP every rank's model is the same after
+the all-reduced step, so each rank syncs from its local replica. Under FSDP no rank holds the full weights:
+``weights_fn`` (the trainer passes ``ccpo_agents.trainer.fsdp.gather_full_state_dict``) gathers them on
+every rank - a collective, which is why :meth:`VLLMRollout.sync` must be called by all ranks together - and
+each rank reloads them into its engine.
 
 The engine loads from a folder: the model's own folder when ``policy.model`` is one (or a Hub id, which
-vLLM fetches itself); for a model built in memory (the registered tiny shapes) the trainer's initial
-weights are saved once with ``save_pretrained`` into ``<output_dir>/vllm-model``.
+vLLM fetches itself); for a model built in memory (the registered tiny shapes) the initial weights are
+saved once with ``save_pretrained`` into ``model_dir`` (the trainer's ``<output_dir>/vllm-model``). With
+several processes rank 0 writes it and the others wait (transformers' ``save_pretrained`` writes on rank 0
+only once ``torch.distributed`` is up), so ``model_dir`` must be on a filesystem all ranks see.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from ccpo_agents.config.policy import PolicyConfig
 from ccpo_agents.policies.roles import RoleModels
@@ -38,15 +45,23 @@ class VLLMRollout:
     Args:
         roles: the trainer's role models (their policies are replaced by :class:`VLLMPolicy` objects).
         config: the policy config (``model``, ``parameterisation``, ``lora_r``, ``vllm`` engine arguments).
-        work_dir: where to save in-memory models and LoRA adapters for the engine to load.
+        work_dir: this process's folder for LoRA adapters the engine loads.
+        model_dir: where in-memory models are saved for the engine to load (default ``work_dir/"vllm-model"``;
+            shared by all ranks when several processes train).
+        weights_fn: ``model -> {name: tensor}``, how :meth:`sync` reads a model's full weights (default:
+            the model itself, i.e. its ``state_dict``). Under FSDP the trainer passes the full-state gather.
 
     Raises:
         ImportError: vLLM is not installed.
     """
 
-    def __init__(self, roles: RoleModels, config: PolicyConfig, work_dir: str | Path) -> None:
+    def __init__(self, roles: RoleModels, config: PolicyConfig, work_dir: str | Path, *,
+                 model_dir: str | Path | None = None,
+                 weights_fn: Callable[[torch.nn.Module], Mapping[str, torch.Tensor]] | None = None) -> None:  # fmt: skip
         self.roles = roles
         self.work_dir = Path(work_dir)
+        self.model_dir = Path(model_dir) if model_dir is not None else self.work_dir / "vllm-model"
+        self.weights_fn = weights_fn
         self.parameterisation = roles.parameterisation
         engine_kwargs = dict(config.vllm)
         if self.parameterisation == "lora":
@@ -82,21 +97,28 @@ class VLLMRollout:
 
         if reference not in MODELS and "/" in reference:
             return reference  # a Hub id: vLLM resolves it the way from_pretrained does
-        folder = self.work_dir / "vllm-model" / owner
-        model = self.roles.model_for(role)
-        if self.parameterisation == "lora":
-            # The frozen base only (LoRA layers unwrapped, adapters dropped): adapters reach the engine as
-            # LoRARequests.
-            base = model.get_base_model()
-            state = {k.replace(".base_layer", ""): v for k, v in base.state_dict().items() if "lora_" not in k}
-            base.save_pretrained(folder, state_dict=state)
-        else:
-            model.save_pretrained(folder)
-        self.roles.tokenizer_for(role).save_pretrained(folder)
+        folder = self.model_dir / owner
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if not distributed or torch.distributed.get_rank() == 0:
+            model = self.roles.model_for(role)
+            if self.parameterisation == "lora":
+                # The frozen base only (LoRA layers unwrapped, adapters dropped): adapters reach the engine as
+                # LoRARequests.
+                base = model.get_base_model()
+                state = {k.replace(".base_layer", ""): v for k, v in base.state_dict().items() if "lora_" not in k}
+                base.save_pretrained(folder, state_dict=state)
+            else:
+                model.save_pretrained(folder)
+            self.roles.tokenizer_for(role).save_pretrained(folder)
+        if distributed:  # every rank built the same initial weights; the others load rank 0's copy
+            torch.distributed.barrier()
         return str(folder)
 
     def sync(self, roles: tuple[str, ...] | list[str] | None = None) -> None:
-        """Bring the engines up to date with the trained parameters of ``roles`` (default: all roles)."""
+        """Bring the engines up to date with the trained parameters of ``roles`` (default: all roles).
+
+        With a collective ``weights_fn`` (FSDP) every rank must call it, with the same ``roles``.
+        """
         roles = tuple(roles if roles is not None else self.roles.roles)
         if self.parameterisation == "lora":
             for role in roles:
@@ -106,6 +128,7 @@ class VLLMRollout:
             for role in roles:
                 owner = self.roles.owner(role)
                 if owner not in done:
-                    self.policies[role].sync_weights(self.roles.model_for(role))
+                    model = self.roles.model_for(role)
+                    self.policies[role].sync_weights(model if self.weights_fn is None else self.weights_fn(model))
                     done.add(owner)
         self.syncs += 1

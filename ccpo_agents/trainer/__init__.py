@@ -2,7 +2,10 @@
 
 from ccpo_agents.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ccpo_agents.trainer.fsdp import (
+    full_checkpoint_state,
     gather_full_state_dict,
+    is_sharded,
+    load_full_checkpoint_state,
     load_sharded_checkpoint,
     save_sharded_checkpoint,
     shard_model,
@@ -11,18 +14,28 @@ from ccpo_agents.trainer.logging import MetricsLogger, plot_curves
 from ccpo_agents.trainer.memory import peak_memory_mb
 from ccpo_agents.trainer.samples import RoleBatch, build_role_batches
 from ccpo_agents.trainer.trainer import Trainer
-from ccpo_agents.trainer.update import RoleUpdate, checkpointing_layers, micro_batches, update_role
+from ccpo_agents.trainer.update import (
+    RoleUpdate,
+    aligned_micro_batches,
+    checkpointing_layers,
+    micro_batches,
+    update_role,
+)
 
 __all__ = [
     "MetricsLogger",
     "RoleBatch",
     "RoleUpdate",
     "Trainer",
+    "aligned_micro_batches",
     "build_role_batches",
     "checkpointing_layers",
+    "full_checkpoint_state",
     "gather_full_state_dict",
+    "is_sharded",
     "latest_checkpoint",
     "load_checkpoint",
+    "load_full_checkpoint_state",
     "load_sharded_checkpoint",
     "micro_batches",
     "peak_memory_mb",

@@ -17,7 +17,11 @@ The recipe:
   whole model), loadable into any world size.
 - :func:`gather_full_state_dict`: the unsharded weights in Hugging Face names, for a vLLM engine's weight
   sync or ``save_pretrained``. Every rank must call it (it is a collective); with ``rank0_only`` the full
-  tensors land on rank 0's CPU only, which is the rank that owns the rollout engine.
+  tensors land on rank 0's CPU only.
+- :func:`full_checkpoint_state` / :func:`load_full_checkpoint_state`: what the trainer's checkpoints hold
+  under FSDP (``train.fsdp``): the full weights (the same file an unsharded run writes, so ``ccpo eval``
+  and ``from_pretrained``-style loading work on it) and the full optimizer state keyed by parameter name,
+  gathered onto rank 0; on load every rank keeps its own slice. Resumable under any number of processes.
 """
 
 from __future__ import annotations
@@ -28,8 +32,16 @@ from typing import Any
 
 import torch
 
-__all__ = ["decoder_layers", "gather_full_state_dict", "load_sharded_checkpoint", "save_sharded_checkpoint",
+__all__ = ["decoder_layers", "full_checkpoint_state", "gather_full_state_dict", "is_sharded",
+           "load_full_checkpoint_state", "load_sharded_checkpoint", "save_sharded_checkpoint",
            "shard_model"]  # fmt: skip
+
+
+def is_sharded(model: torch.nn.Module) -> bool:
+    """True if ``model`` is an FSDP2 module (sharded by :func:`shard_model` or by accelerate's FSDP2 plugin)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
 
 
 def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
@@ -99,6 +111,44 @@ def gather_full_state_dict(model: torch.nn.Module, *, rank0_only: bool = True) -
     # torch's cpu_offload=True is also its "rank 0 only" switch: the other ranks get an empty dict.
     state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=rank0_only))
     return {k: v.detach().cpu() for k, v in state.items()}
+
+
+def _inner(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    return getattr(optimizer, "optimizer", optimizer)  # accelerate's AcceleratedOptimizer wraps the torch one
+
+
+def full_checkpoint_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(full weights, full optimizer state)`` on rank 0's CPU (``({}, {})`` elsewhere). A collective.
+
+    The optimizer state is torch's name-keyed form (``get_optimizer_state_dict``), not the integer-keyed
+    ``optimizer.state_dict()``: it stays valid when the parameters are sharded differently on resume.
+    """
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_model_state_dict,
+        get_optimizer_state_dict,
+    )
+
+    opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    weights = get_model_state_dict(model, options=opts)
+    optim = get_optimizer_state_dict(model, _inner(optimizer), options=opts)
+    return {k: v.detach().cpu() for k, v in weights.items()}, optim
+
+
+def load_full_checkpoint_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
+                               weights: dict[str, torch.Tensor], optim: dict[str, Any] | None) -> None:  # fmt: skip
+    """Load what :func:`full_checkpoint_state` returned (read by every rank) into a sharded ``model`` (and
+    ``optimizer``): each rank keeps its own slice. A collective: all ranks call it."""
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
+
+    opts = StateDictOptions(full_state_dict=True)
+    set_model_state_dict(model, weights, options=opts)
+    if optimizer is not None and optim is not None:
+        set_optimizer_state_dict(model, _inner(optimizer), optim, options=opts)
 
 
 def save_sharded_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,

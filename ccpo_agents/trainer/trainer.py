@@ -9,12 +9,14 @@ Device placement, mixed precision and multi-process training go through ``accele
 ``accelerate launch`` (DDP across GPUs/nodes, or ``--cpu`` with gloo). Each process rolls out its
 own share of the step's problems; the credit is computed on the all-gathered batch on every process,
 so the global-history normalizer stays identical everywhere, and metrics are averaged across
-processes.
+processes. With ``train.fsdp`` (or accelerate's FSDP plugin) the models are sharded instead of
+replicated, and the vLLM engines reload full weights gathered by all ranks after each step.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 import warnings
@@ -40,6 +42,12 @@ from ccpo_agents.credit import (
 from ccpo_agents.envs import build_env
 from ccpo_agents.policies import RoleModels
 from ccpo_agents.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
+from ccpo_agents.trainer.fsdp import (
+    full_checkpoint_state,
+    gather_full_state_dict,
+    load_full_checkpoint_state,
+    shard_model,
+)
 from ccpo_agents.trainer.logging import MetricsLogger, plot_curves
 from ccpo_agents.trainer.memory import peak_memory_mb, reset_peak_memory
 from ccpo_agents.trainer.samples import build_role_batches
@@ -128,17 +136,30 @@ class Trainer:
             if hasattr(policy, "generation"):  # the update scores completions itself (see GenerationConfig.logprobs)
                 policy.generation = policy.generation.replace(
                     logprobs=False, row_seeded=policy.generation.row_seeded or self.common_random_numbers)
+        accelerate_fsdp = getattr(acc, "distributed_type", None) == "FSDP"  # accelerate shards in prepare()
+        #: the trained models are FSDP2-sharded: accelerate's FSDP plugin, or ``train.fsdp`` with >1 process
+        self.fsdp = accelerate_fsdp or (cfg.train.fsdp and self.world > 1)
+        if self.fsdp and policy_cfg.backend != "vllm":
+            # Every forward of a sharded model all-gathers each layer across ranks; HF generate stops when a
+            # rank's own sequences end, so ranks whose completions differ in length would wait on each other.
+            raise ConfigError("FSDP (train.fsdp=true or accelerate's FSDP plugin) needs policy.backend=vllm: "
+                              "generating on a sharded model makes every decoding step a collective across "
+                              "ranks, which stalls once their completions differ in length. Use "
+                              "policy.backend=vllm (each rank's engine holds the full weights) or DDP "
+                              "(examples/accelerate/ddp_1node.yaml)")  # fmt: skip
+        if self.fsdp and policy_cfg.parameterisation == "lora":
+            raise ConfigError("policy.parameterisation=lora under FSDP is not supported: the adapters are small "
+                              "enough to replicate, so use DDP (examples/accelerate/ddp_1node.yaml), or train "
+                              "full parameters (shared/separate) with FSDP")  # fmt: skip
         #: the vLLM engines generating the rollouts (``policy.backend=vllm``), synced after every step; or None
         self.engine = None
-        if policy_cfg.backend == "vllm" and getattr(acc, "distributed_type", None) == "FSDP":
-            # a rank holds only shards; syncing needs ccpo_agents.trainer.fsdp.gather_full_state_dict first
-            raise ConfigError("policy.backend=vllm under FSDP is not supported yet: the engine sync reads each "
-                              "rank's local weights, which FSDP shards; use DDP (examples/accelerate/ddp_1node.yaml) "
-                              "or policy.backend=hf with FSDP")  # fmt: skip
         if policy_cfg.backend == "vllm":
             from ccpo_agents.policies.vllm_engine import VLLMRollout
 
-            self.engine = VLLMRollout(self.roles, policy_cfg, self.output_dir / f"engine-rank{self.rank}")
+            # Under FSDP each rank's engine reloads the full weights, gathered by all ranks together.
+            weights_fn = functools.partial(gather_full_state_dict, rank0_only=False) if self.fsdp else None
+            self.engine = VLLMRollout(self.roles, policy_cfg, self.output_dir / f"engine-rank{self.rank}",
+                                      model_dir=self.output_dir / "vllm-model", weights_fn=weights_fn)  # fmt: skip
         if cfg.algo.loss.kl_coef > 0 and self.roles.parameterisation != "lora":
             try:
                 with self.roles.reference(self.role_names[0]):
@@ -153,15 +174,21 @@ class Trainer:
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {}
         self._train_models: dict[int, torch.nn.Module] = {}
+        native_fsdp = self.fsdp and not accelerate_fsdp
         for owner, roles in self.owners.items():
+            model = self.roles.model_for(roles[0])
+            if native_fsdp:  # in place, before the optimizer sees the (now sharded) parameters
+                shard_model(model, mixed_precision="bf16" if cfg.train.mixed_precision == "bf16" else "no")
             params: dict[int, torch.nn.Parameter] = {}
             for r in roles:
                 for p in self.roles.trainable_parameters(r):
                     params.setdefault(id(p), p)
             opt = torch.optim.AdamW(list(params.values()), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
                                     weight_decay=cfg.optim.weight_decay)
-            model = self.roles.model_for(roles[0])
-            wrapped, opt = acc.prepare(model, opt) if self.world > 1 else (model, acc.prepare(opt))
+            if native_fsdp or self.world == 1:
+                wrapped, opt = model, acc.prepare(opt)
+            else:
+                wrapped, opt = acc.prepare(model, opt)
             for r in roles:
                 self._train_models[id(self.roles.model_for(r))] = wrapped
             self.optimizers[owner] = opt
@@ -427,7 +454,11 @@ class Trainer:
         return self.roles.model_for(role).state_dict()
 
     def save(self) -> Path:
-        """Write an atomic checkpoint of the current step; returns its folder."""
+        """Write an atomic checkpoint of the current step; returns its folder.
+
+        Under FSDP every rank must call it: the full weights and optimizer state are gathered onto rank 0,
+        which writes the same weight files an unsharded run does.
+        """
         acc = self.accelerator
         state = {
             "step": self.step,
@@ -435,12 +466,19 @@ class Trainer:
             "credit": self.credit.state_dict(),
             "config": self.config.to_dict(),
             "history": self.history,
+            # "by_name": torch's name-keyed optimizer state (FSDP); "by_index": optimizer.state_dict()
+            "optimizer_format": "by_name" if self.fsdp else "by_index",
         }
+        weights: dict[str, dict[str, torch.Tensor]] = {}
+        optim: dict[str, dict[str, Any]] = {}
+        for o in self.owners:
+            if self.fsdp:
+                weights[o], opt_state = full_checkpoint_state(self.roles.model_for(self.owners[o][0]), self.optimizers[o])
+            else:
+                weights[o], opt_state = self._owner_weights(o), self.optimizers[o].state_dict()
+            optim[o] = {"optimizer": opt_state, "scheduler": self.schedulers[o].state_dict()}
         return save_checkpoint(
-            self.output_dir, self.step,
-            weights={o: self._owner_weights(o) for o in self.owners},
-            optim={o: {"optimizer": self.optimizers[o].state_dict(), "scheduler": self.schedulers[o].state_dict()}
-                   for o in self.owners},
+            self.output_dir, self.step, weights=weights, optim=optim,
             state=state, rank=self.rank, world_size=self.world, is_main=acc.is_main_process,
             barrier=acc.wait_for_everyone if self.world > 1 else None, keep=self.config.train.keep_checkpoints,
         )
@@ -448,11 +486,20 @@ class Trainer:
     def load(self, path: str | Path) -> None:
         """Restore weights, optimizers, schedulers, credit statistics, RNG, step and data position."""
         ckpt = load_checkpoint(path, rank=self.rank)
+        by_name = ckpt["state"].get("optimizer_format") == "by_name"
+        if self.fsdp and not by_name:
+            raise ConfigError(f"{path} was written without FSDP (its optimizer state is keyed by parameter index, "
+                              "which a sharded optimizer cannot take); resume it with train.fsdp=false, or start "
+                              "a new run from its weights (policy.model=<folder saved from them>)")  # fmt: skip
         for owner, tensors in ckpt["weights"].items():
             if owner not in self.owners:
                 continue
             role = self.owners[owner][0]
-            if self.roles.parameterisation == "lora":
+            if by_name:  # full weights and name-keyed optimizer state; each rank keeps its slice when sharded
+                st = ckpt["optim"].get(owner)
+                load_full_checkpoint_state(self.roles.model_for(role), self.optimizers[owner], tensors,
+                                           st["optimizer"] if st else None)  # fmt: skip
+            elif self.roles.parameterisation == "lora":
                 named = dict(self.roles.named_trainable_parameters(role))
                 with torch.no_grad():
                     for n, t in tensors.items():
@@ -461,7 +508,8 @@ class Trainer:
                 self.roles.model_for(role).load_state_dict(tensors)
         for owner, st in ckpt["optim"].items():
             if owner in self.optimizers:
-                self.optimizers[owner].load_state_dict(st["optimizer"])
+                if not by_name:
+                    self.optimizers[owner].load_state_dict(st["optimizer"])
                 self.schedulers[owner].load_state_dict(st["scheduler"])
         state = ckpt["state"]
         self.step = int(state["step"])

@@ -27,7 +27,7 @@ from ccpo_agents.config import OptimConfig
 from ccpo_agents.policies import RoleModels, pad_batch, sequence_logprobs
 from ccpo_agents.trainer.samples import RoleBatch
 
-__all__ = ["RoleUpdate", "checkpointing_layers", "micro_batches", "update_role"]
+__all__ = ["RoleUpdate", "aligned_micro_batches", "checkpointing_layers", "micro_batches", "update_role"]
 
 
 @dataclass
@@ -75,6 +75,28 @@ def micro_batches(indices: list[int], lengths: list[tuple[int, int]], size: int,
     return out
 
 
+def aligned_micro_batches(acc: Any, indices: list[int], lengths: list[tuple[int, int]], size: int,
+                          token_budget: int = 0) -> list[list[int]]:  # fmt: skip
+    """:func:`micro_batches`, padded with empty ones up to the largest count on any process.
+
+    Under FSDP every forward all-gathers each layer and every backward reduce-scatters gradients (under DDP
+    the backward all-reduces): collectives that all ranks must enter the same number of times. The ranks'
+    samples differ in length, so a token budget can split them into different counts. An empty micro-batch
+    tells the caller to run a throw-away forward (and a zero-weighted backward) to keep in step.
+    """
+    out = micro_batches(indices, lengths, size, token_budget)
+    if getattr(acc, "num_processes", 1) <= 1 or not torch.distributed.is_initialized():
+        return out
+    count = torch.tensor([len(out)], device=acc.device)
+    torch.distributed.all_reduce(count, op=torch.distributed.ReduceOp.MAX)
+    return out + [[] for _ in range(int(count.item()) - len(out))]
+
+
+def _as_float(t: Tensor) -> float:
+    full = getattr(t, "full_tensor", None)  # a DTensor (FSDP-sharded gradients) -> its global value
+    return float(full() if full is not None else t)
+
+
 @contextmanager
 def checkpointing_layers(model: torch.nn.Module) -> Iterator[None]:
     """Let transformers' gradient checkpointing run while the model stays in eval mode.
@@ -119,10 +141,10 @@ def _score(model: torch.nn.Module, batch: RoleBatch, idx: list[int], pad_id: int
 
 @torch.no_grad()
 def _per_sample_logprobs(model: torch.nn.Module, batch: RoleBatch, pad_id: int, device: torch.device,
-                         temperature: float, micro: int, token_budget: int = 0) -> list[Tensor]:
+                         temperature: float, micro: int, token_budget: int = 0, acc: Any = None) -> list[Tensor]:
     out: list[Tensor] = []
-    for idx in micro_batches(list(range(len(batch))), _lengths(batch), micro, token_budget):
-        _, scored = _score(model, batch, idx, pad_id, device, temperature)
+    for idx in aligned_micro_batches(acc, list(range(len(batch))), _lengths(batch), micro, token_budget):
+        _, scored = _score(model, batch, idx or [0], pad_id, device, temperature)  # [] keeps ranks in step
         for row, i in enumerate(idx):
             out.append(scored.logprobs[row, : len(batch.generations[i].token_ids)].detach().float().cpu())
     return out
@@ -149,16 +171,17 @@ def update_role(u: RoleUpdate, batch: RoleBatch, advantages: Tensor, *, rng: np.
         # ratio is exactly 1, so the current forward's detached log-probs serve (no extra pass).
         old = None if on_policy else _per_sample_logprobs(roles.model_for(role), batch, pad_id, device,
                                                           u.temperature, u.optim.micro_batch_size,
-                                                          u.optim.micro_batch_tokens)
+                                                          u.optim.micro_batch_tokens, acc)
     ref = None
     if kl_on:
         with roles.reference(role) as ref_model:
             ref = _per_sample_logprobs(ref_model, batch, pad_id, device, u.temperature, u.optim.micro_batch_size,
-                                       u.optim.micro_batch_tokens)
+                                       u.optim.micro_batch_tokens, acc)
 
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
     skipped = 0
+    padded = 0  # throw-away micro-batches that kept this rank in step with one that had more
     steps = 0
     grad_norms: list[float] = []
     adv = advantages.to(device=device, dtype=torch.float32)
@@ -170,7 +193,10 @@ def update_role(u: RoleUpdate, batch: RoleBatch, advantages: Tensor, *, rng: np.
             num_tokens = max(sum(kept), 1)
             nonfinite = False
             u.optimizer.zero_grad(set_to_none=True)
-            for micro in micro_batches(minibatch, lengths_all, u.optim.micro_batch_size, u.optim.micro_batch_tokens):
+            for micro in aligned_micro_batches(acc, minibatch, lengths_all, u.optim.micro_batch_size,
+                                               u.optim.micro_batch_tokens):  # fmt: skip
+                padding = not micro  # another rank has more micro-batches: run the collectives, learn nothing
+                micro = micro or minibatch[:1]
                 ctx: AbstractContextManager[Any] = roles.activate(role)
                 with ctx, acc.autocast(), checkpointing_layers(u.train_model):
                     tb, scored = _score(u.train_model, batch, micro, pad_id, device, u.temperature, entropy_on)
@@ -183,6 +209,10 @@ def update_role(u: RoleUpdate, batch: RoleBatch, advantages: Tensor, *, rng: np.
                         truncated=torch.tensor([truncated[i] for i in micro], device=device),
                         num_tokens=num_tokens, num_seqs=len(minibatch),
                     )
+                if padding:
+                    padded += 1
+                    acc.backward(torch.nan_to_num(loss, nan=0.0, posinf=0.0, neginf=0.0) * 0.0)
+                    continue
                 if metrics.get("nonfinite") or not torch.isfinite(loss):
                     nonfinite = True
                 for k, v in metrics.items():
@@ -191,11 +221,14 @@ def update_role(u: RoleUpdate, batch: RoleBatch, advantages: Tensor, *, rng: np.
                         counts[k] = counts.get(k, 0) + 1
                 if not nonfinite:
                     acc.backward(loss)
+                elif getattr(acc, "num_processes", 1) > 1:
+                    # the other ranks' backward is a collective: join it; the step is skipped on every rank below
+                    acc.backward(torch.nan_to_num(loss, nan=0.0, posinf=0.0, neginf=0.0) * 0.0)
             params = [p for p in roles.trainable_parameters(role) if p.grad is not None]
             if params and u.optim.max_grad_norm > 0 and not nonfinite:
-                norm = float(torch.nn.utils.clip_grad_norm_(params, u.optim.max_grad_norm))
+                norm = _as_float(torch.nn.utils.clip_grad_norm_(params, u.optim.max_grad_norm))
             elif params and not nonfinite:
-                norm = float(torch.norm(torch.stack([p.grad.detach().norm() for p in params])))
+                norm = _as_float(torch.norm(torch.stack([p.grad.detach().norm() for p in params])))
             else:
                 norm = float("nan") if nonfinite else 0.0
             nonfinite = nonfinite or not math.isfinite(norm)
@@ -213,6 +246,7 @@ def update_role(u: RoleUpdate, batch: RoleBatch, advantages: Tensor, *, rng: np.
         f"{role}/num_samples": float(n),
         f"{role}/optimizer_steps": float(steps),
         f"{role}/skipped_nonfinite": float(skipped),
+        f"{role}/padded_micro_batches": float(padded),
         f"{role}/grad_norm": float(np.mean(grad_norms)) if grad_norms else float("nan"),
     })
     return out
