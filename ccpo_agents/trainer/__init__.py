@@ -2,6 +2,7 @@
 
 from ccpo_agents.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ccpo_agents.trainer.fsdp import (
+    check_fsdp_policy,
     full_checkpoint_state,
     gather_full_state_dict,
     is_sharded,
@@ -29,6 +30,7 @@ __all__ = [
     "Trainer",
     "aligned_micro_batches",
     "build_role_batches",
+    "check_fsdp_policy",
     "checkpointing_layers",
     "full_checkpoint_state",
     "gather_full_state_dict",

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["decoder_layers", "full_checkpoint_state", "gather_full_state_dict", "is_sharded",
+__all__ = ["check_fsdp_policy", "decoder_layers", "full_checkpoint_state", "gather_full_state_dict", "is_sharded",
            "load_full_checkpoint_state", "load_sharded_checkpoint", "save_sharded_checkpoint",
            "shard_model"]  # fmt: skip
 
@@ -111,6 +111,28 @@ def gather_full_state_dict(model: torch.nn.Module, *, rank0_only: bool = True) -
     # torch's cpu_offload=True is also its "rank 0 only" switch: the other ranks get an empty dict.
     state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=rank0_only))
     return {k: v.detach().cpu() for k, v in state.items()}
+
+
+def check_fsdp_policy(policy: Any) -> None:
+    """Refuse, with the fix, a ``PolicyConfig`` the trainer cannot run sharded.
+
+    Raises:
+        ConfigError: ``policy.backend`` is not ``"vllm"`` or ``policy.parameterisation`` is ``"lora"``.
+    """
+    from ccpo_agents.config import ConfigError
+
+    if policy.backend != "vllm":
+        # Every forward of a sharded model all-gathers each layer across ranks; HF generate stops when a
+        # rank's own sequences end, so ranks whose completions differ in length would wait on each other.
+        raise ConfigError("FSDP (train.fsdp=true or accelerate's FSDP plugin) needs policy.backend=vllm: "
+                          "generating on a sharded model makes every decoding step a collective across "
+                          "ranks, which stalls once their completions differ in length. Use "
+                          "policy.backend=vllm (each rank's engine holds the full weights) or DDP "
+                          "(examples/accelerate/ddp_1node.yaml)")  # fmt: skip
+    if policy.parameterisation == "lora":
+        raise ConfigError("policy.parameterisation=lora under FSDP is not supported: the adapters are small "
+                          "enough to replicate, so use DDP (examples/accelerate/ddp_1node.yaml), or train "
+                          "full parameters (shared/separate) with FSDP")  # fmt: skip
 
 
 def _inner(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:

@@ -43,6 +43,7 @@ from ccpo_agents.envs import build_env
 from ccpo_agents.policies import RoleModels
 from ccpo_agents.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
 from ccpo_agents.trainer.fsdp import (
+    check_fsdp_policy,
     full_checkpoint_state,
     gather_full_state_dict,
     load_full_checkpoint_state,
@@ -139,18 +140,8 @@ class Trainer:
         accelerate_fsdp = getattr(acc, "distributed_type", None) == "FSDP"  # accelerate shards in prepare()
         #: the trained models are FSDP2-sharded: accelerate's FSDP plugin, or ``train.fsdp`` with >1 process
         self.fsdp = accelerate_fsdp or (cfg.train.fsdp and self.world > 1)
-        if self.fsdp and policy_cfg.backend != "vllm":
-            # Every forward of a sharded model all-gathers each layer across ranks; HF generate stops when a
-            # rank's own sequences end, so ranks whose completions differ in length would wait on each other.
-            raise ConfigError("FSDP (train.fsdp=true or accelerate's FSDP plugin) needs policy.backend=vllm: "
-                              "generating on a sharded model makes every decoding step a collective across "
-                              "ranks, which stalls once their completions differ in length. Use "
-                              "policy.backend=vllm (each rank's engine holds the full weights) or DDP "
-                              "(examples/accelerate/ddp_1node.yaml)")  # fmt: skip
-        if self.fsdp and policy_cfg.parameterisation == "lora":
-            raise ConfigError("policy.parameterisation=lora under FSDP is not supported: the adapters are small "
-                              "enough to replicate, so use DDP (examples/accelerate/ddp_1node.yaml), or train "
-                              "full parameters (shared/separate) with FSDP")  # fmt: skip
+        if self.fsdp:
+            check_fsdp_policy(policy_cfg)
         #: the vLLM engines generating the rollouts (``policy.backend=vllm``), synced after every step; or None
         self.engine = None
         if policy_cfg.backend == "vllm":
