@@ -18,6 +18,8 @@ arm                           what it is
 ``ccpo_tree``                 Δ_j = V(t_j) − V_solo, passed through unscaled (the default CCPO)
 ``ccpo_tree_center``          ccpo_tree centred over the prompt's thoughts (``center=True``): the
                               solo baseline cancels, leaving ``shared_dr_grpo`` plus solo-branch cost
+``ccpo_tree_solo``            ccpo_tree whose Solver also trains on its solo answers
+                              (``credit.train_solo``): the counterfactual rollouts earn their tokens
 ============================  =====================================================================
 
 Protocol (fixed before the run; the defaults below):
@@ -33,9 +35,18 @@ Protocol (fixed before the run; the defaults below):
   (the ``1 − 2·0.05/4`` t-interval inside ±3 points), "better/worse" only when the interval excludes 0.
 - The A/A arm (``shared_aa − shared``) must cover 0; if it does not, the study's intervals are not trusted.
 
+Token efficiency (``--curve``): held-out joint accuracy at T = 1 is also measured when a run has spent the
+given fractions of its budget. An arm's token-efficiency ratio against ``shared`` is ``B / b``: ``b`` is the
+token count at which the arm's seed-mean curve (linear between measured points) first reaches ``shared``'s
+seed-mean accuracy at the full budget ``B``. Its interval is a paired bootstrap over seeds; a resample whose
+curve never reaches the target within ``B`` counts as ratio ≤ 1 (recorded as 0, so the lower bound is
+conservative).
+
 Run::
 
     python benchmarks/credit_ablations.py --jobs 2              # 50 runs, ~45 min on 2 cores
+    python benchmarks/credit_ablations.py --jobs 2 --arms shared ccpo_tree ccpo_tree_solo \
+        --curve 0 0.25 0.5 0.7 --out benchmarks/results/credit_efficiency.json   # 30 runs, ~50 min
     python benchmarks/credit_ablations.py --quick               # smoke test
     python benchmarks/credit_ablations.py --summarise benchmarks/results/credit_ablations.json   # tables only
 """
@@ -61,7 +72,10 @@ ARMS: dict[str, tuple[str, list[str], int]] = {
     "shared_dr_grpo": ("shared", ["algo.estimator.name=dr_grpo"], 0),
     "ccpo_tree": ("ccpo_tree", [], 0),
     "ccpo_tree_center": ("ccpo_tree", ["credit.options={center: true}"], 0),
+    "ccpo_tree_solo": ("ccpo_tree", ["credit.train_solo=true"], 0),
 }
+#: extra paired comparisons beyond "arm - shared": (arm, reference), when both arms ran
+EXTRA_COMPARISONS = [("ccpo_tree_solo", "ccpo_tree")]
 BASELINE = "shared"
 EQUIVALENCE_MARGIN = 0.03  # ±3 accuracy points
 
@@ -93,11 +107,17 @@ def distinct_problems(env: Any, limit: int) -> list[int]:
     return list(seen.values())
 
 
-def evaluate(trainer: Any, env: Any, problems: list[int], args: argparse.Namespace) -> dict[str, float]:
-    """Joint/solo accuracy at T = 1 (``thoughts × answers`` per problem) and at greedy decoding."""
+def evaluate(trainer: Any, env: Any, problems: list[int], args: argparse.Namespace,
+             joint_only: bool = False) -> dict[str, float]:  # fmt: skip
+    """Joint/solo accuracy at T = 1 (``thoughts × answers`` per problem) and at greedy decoding; with
+    ``joint_only`` the T = 1 joint accuracy alone (the points of a ``--curve``)."""
     from ccpo_agents.evaluation import evaluate_env
 
     policies = trainer.policies()
+    if joint_only:
+        r = evaluate_env(env, policies, problems=problems, num_samples=args.eval_thoughts,
+                         answers_per_thought=args.eval_answers, diagnostic=False, seed=999)  # fmt: skip
+        return {"joint_acc": r["pass@1"], "joint_se": r["pass@1_se"]}
     r = evaluate_env(env, policies, problems=problems, num_samples=args.eval_thoughts,
                      answers_per_thought=args.eval_answers, num_solo=args.eval_thoughts, seed=999)
     out = {"joint_acc": r["pass@1"], "joint_se": r["pass@1_se"], "solo_acc": r["solo_pass@1"]}
@@ -130,15 +150,24 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, workdir: Path) -> dic
     trainer = Trainer(cfg)
     env = build_env(cfg.env, split="test")
     problems = distinct_problems(env, args.eval_universe)
-    tokens, wall = 0.0, 0.0
-    t0 = time.process_time()
+    tokens, wall, cpu = 0.0, 0.0, 0.0
+    marks = sorted(f for f in (args.curve or []) if f < 1.0)  # budget fractions measured on the way
+    curve: list[dict[str, float]] = []
     while tokens < args.budget:
+        while marks and tokens >= marks[0] * args.budget:
+            marks.pop(0)
+            curve.append({"tokens": tokens, "step": trainer.step, **evaluate(trainer, env, problems, args, True)})
+        t0 = time.process_time()
         m = trainer.train_step()
+        cpu += time.process_time() - t0
         tokens += m["perf/generated_tokens"]
         wall += m["time/step"]
-    cpu = time.process_time() - t0
+    final = evaluate(trainer, env, problems, args)
+    if args.curve:
+        curve.append({"tokens": tokens, "step": trainer.step, "joint_acc": final["joint_acc"],
+                      "joint_se": final["joint_se"]})  # fmt: skip
     return {"arm": arm, "seed": seed, "steps": trainer.step, "tokens": tokens, "train_wall": wall,
-            "train_cpu": cpu, "eval_problems": len(problems), "final": evaluate(trainer, env, problems, args)}
+            "train_cpu": cpu, "eval_problems": len(problems), "final": final, "curve": curve}
 
 
 def _run_task(task: tuple[str, int], args: dict[str, Any], workdir: str, threads: int) -> dict[str, Any]:
@@ -148,12 +177,14 @@ def _run_task(task: tuple[str, int], args: dict[str, Any], workdir: str, threads
     return run_arm(*task, argparse.Namespace(**args), Path(workdir))
 
 
-def compare(runs: list[dict[str, Any]], metric: str, arms: list[str], reps: int = 10000) -> dict[str, dict[str, Any]]:
-    """Each arm against :data:`BASELINE`, paired by seed, at the Bonferroni level over the comparisons."""
-    others = [a for a in arms if a != BASELINE]
-    k = max(1, len(others))
+def compare(runs: list[dict[str, Any]], metric: str, arms: list[str], reps: int = 10000, *,
+            baseline: str = BASELINE, k: int | None = None) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Each arm against ``baseline``, paired by seed, at the Bonferroni level over ``k`` comparisons
+    (default: one per arm compared here)."""
+    others = [a for a in arms if a != baseline]
+    k = max(1, len(others) if k is None else k)
     level = 1 - 0.05 / k
-    base = {r["seed"]: r["final"][metric] for r in runs if r["arm"] == BASELINE}
+    base = {r["seed"]: r["final"][metric] for r in runs if r["arm"] == baseline}
     rng = np.random.default_rng(0)
     out: dict[str, dict[str, Any]] = {}
     for arm in others:
@@ -176,6 +207,47 @@ def compare(runs: list[dict[str, Any]], metric: str, arms: list[str], reps: int 
     return out
 
 
+def _tokens_to_reach(points: list[tuple[float, float]], target: float) -> float:
+    """First token count at which the piecewise-linear curve ``[(tokens, acc), ...]`` reaches ``target``
+    (``inf`` if it never does)."""
+    for (t0, a0), (t1, a1) in zip(points, points[1:]):
+        if a1 >= target:
+            return t0 if a0 >= target else t0 + (target - a0) / (a1 - a0) * (t1 - t0)
+    return 0.0 if points and points[0][1] >= target else math.inf
+
+
+def _mean_curve(runs: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    n = min(len(r["curve"]) for r in runs)
+    return [(float(np.mean([r["curve"][i]["tokens"] for r in runs])),
+             float(np.mean([r["curve"][i]["joint_acc"] for r in runs]))) for i in range(n)]  # fmt: skip
+
+
+def token_efficiency(runs: list[dict[str, Any]], arm: str, baseline: str = BASELINE, reps: int = 2000,
+                     level: float = 0.95) -> dict[str, Any]:  # fmt: skip
+    """``B / b``: the baseline's mean budget over the tokens the arm's mean curve needs to reach the
+    baseline's mean final T = 1 joint accuracy, with a paired bootstrap interval over seeds (module doc)."""
+    base = {r["seed"]: r for r in runs if r["arm"] == baseline}
+    mine = {r["seed"]: r for r in runs if r["arm"] == arm and r.get("curve")}
+    seeds = sorted(set(base) & set(mine))
+    if len(seeds) < 2:
+        return {"seeds": len(seeds), "ratio": float("nan"), "ci": [float("nan"), float("nan")]}
+
+    def ratio(sample: list[int]) -> float:
+        target = float(np.mean([base[s]["final"]["joint_acc"] for s in sample]))
+        budget = float(np.mean([base[s]["tokens"] for s in sample]))
+        need = _tokens_to_reach(_mean_curve([mine[s] for s in sample]), target)
+        return budget / need if 0 < need < math.inf else (math.inf if need == 0 else 0.0)
+
+    rng = np.random.default_rng(0)
+    boot = [ratio([seeds[i] for i in rng.integers(0, len(seeds), len(seeds))]) for _ in range(reps)]
+    # order statistics, not interpolation: a resample already at the target at 0 tokens has ratio inf
+    lo = np.percentile(boot, 100 * (1 - level) / 2, method="lower")
+    hi = np.percentile(boot, 100 * (1 + level) / 2, method="higher")
+    return {"seeds": len(seeds), "ratio": ratio(seeds), "ci": [float(lo), float(hi)], "level": level,
+            "target_joint_acc": float(np.mean([base[s]["final"]["joint_acc"] for s in seeds])),
+            "mean_curve": _mean_curve([mine[s] for s in seeds])}  # fmt: skip
+
+
 def summarise(runs: list[dict[str, Any]], arms: list[str]) -> dict[str, Any]:
     rows = {}
     for arm in arms:
@@ -188,7 +260,16 @@ def summarise(runs: list[dict[str, Any]], arms: list[str]) -> dict[str, Any]:
         for k in ("steps", "train_wall", "train_cpu"):
             row[k] = float(np.mean([r[k] for r in rs]))
         rows[arm] = row
-    return {"arms": rows, "vs_shared": {m: compare(runs, m, arms) for m in ("joint_acc", "greedy_joint_acc", "solo_acc")}}
+    extra = [(a, b) for a, b in EXTRA_COMPARISONS if a in arms and b in arms]
+    k = len([a for a in arms if a != BASELINE]) + len(extra)  # every comparison shares the Bonferroni budget
+    metrics = ("joint_acc", "greedy_joint_acc", "solo_acc")
+    out: dict[str, Any] = {"arms": rows, "vs_shared": {m: compare(runs, m, arms, k=k) for m in metrics}}
+    for a, b in extra:
+        out[f"vs_{b}"] = {m: compare(runs, m, [b, a], baseline=b, k=k) for m in metrics}
+    if any(r.get("curve") for r in runs):
+        out["token_efficiency"] = {a: token_efficiency(runs, a) for a in arms if a != BASELINE}
+        out["token_efficiency"][BASELINE] = token_efficiency(runs, BASELINE)  # ~1 by construction: a check
+    return out
 
 
 def print_tables(summary: dict[str, Any]) -> None:
@@ -197,13 +278,18 @@ def print_tables(summary: dict[str, Any]) -> None:
         print(f"{arm:<18}{r['seeds']:>6}{100 * r['joint_acc']:>8.1f}±{100 * r['joint_acc_sd']:4.1f}"
               f"{100 * r['greedy_joint_acc']:>8.1f}±{100 * r['greedy_joint_acc_sd']:4.1f}"
               f"{100 * r['solo_acc']:>7.1f}±{100 * r['solo_acc_sd']:3.1f}{r['steps']:>7.0f}{r['train_cpu']:>7.0f}")
-    for metric, rows in summary["vs_shared"].items():
-        print(f"\n{metric}: arm − shared, paired by seed (points; Bonferroni-adjusted intervals)")
-        for arm, c in rows.items():
-            lo, hi = c["t_ci"]
-            blo, bhi = c["bootstrap_ci"]
-            print(f"  {arm:<18}{100 * c['mean_diff']:+6.2f}  t [{100 * lo:+.2f}, {100 * hi:+.2f}]  "
-                  f"bootstrap [{100 * blo:+.2f}, {100 * bhi:+.2f}]  {c['verdict']}")
+    for name in [k for k in summary if k.startswith("vs_")]:
+        for metric, rows in summary[name].items():
+            print(f"\n{metric}: arm − {name[3:]}, paired by seed (points; Bonferroni-adjusted intervals)")
+            for arm, c in rows.items():
+                lo, hi = c["t_ci"]
+                blo, bhi = c["bootstrap_ci"]
+                print(f"  {arm:<18}{100 * c['mean_diff']:+6.2f}  t [{100 * lo:+.2f}, {100 * hi:+.2f}]  "
+                      f"bootstrap [{100 * blo:+.2f}, {100 * bhi:+.2f}]  {c['verdict']}")
+    if "token_efficiency" in summary:
+        print("\ntoken efficiency vs shared (B / tokens to reach shared's final T=1 accuracy; 95% paired bootstrap)")
+        for arm, e in summary["token_efficiency"].items():
+            print(f"  {arm:<18}{e['ratio']:6.2f}x  [{e['ci'][0]:.2f}, {e['ci'][1]:.2f}]  ({e['seeds']} seeds)")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -223,6 +309,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--eval-answers", type=int, default=2)
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel, each in its own process (default 1)")
     p.add_argument("--threads", type=int, default=0, help="torch threads in all (default: all cores), split over jobs")
+    p.add_argument("--curve", type=float, nargs="*", default=[], metavar="FRACTION",
+                   help="also measure T=1 joint accuracy at these fractions of the budget (e.g. 0 0.25 0.5 0.7)")
     p.add_argument("--out", type=Path, default=RESULTS / "credit_ablations.json")
     p.add_argument("--summarise", type=Path, default=None, metavar="JSON",
                    help="train nothing: recompute the tables of an earlier result file (written back to it)")
@@ -234,7 +322,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.summarise.write_text(json.dumps(result, indent=1, default=str))
         return result
     if args.quick:
-        args.arms = [a for a in args.arms if a in ("shared", "shared_aa", "ccpo_tree")]
+        args.arms = [a for a in args.arms if a in ("shared", "shared_aa", "ccpo_tree", "ccpo_tree_solo")]
         args.seeds, args.budget, args.prompts, args.thoughts, args.solo = 2, 600, 2, 2, 2
         args.eval_universe, args.eval_thoughts = 12, 1
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -119,11 +119,31 @@ def test_credit_ablations_paired_comparison(load_bench):
     assert ab.t_quantile(0.975, 9) == pytest.approx(2.262, abs=1e-3)
 
 
+def test_credit_ablations_token_efficiency_by_hand(load_bench):
+    ab = load_bench("credit_ablations")
+    # shared ends at 0.60 after 100 tokens; the arm's curve passes 0.55 at 50 and 0.65 at 70, so it reaches
+    # 0.60 at 50 + (0.05 / 0.10) * 20 = 60 tokens: ratio 100 / 60
+    curve = [{"tokens": t, "joint_acc": a} for t, a in [(0, 0.5), (50, 0.55), (70, 0.65), (100, 0.7)]]
+    runs = [{"arm": "shared", "seed": s, "tokens": 100.0, "final": {"joint_acc": 0.6}} for s in (0, 1)]
+    runs += [{"arm": "ccpo_tree", "seed": s, "tokens": 100.0, "final": {"joint_acc": 0.7}, "curve": curve}
+             for s in (0, 1)]  # fmt: skip
+    e = ab.token_efficiency(runs, "ccpo_tree")
+    assert e["ratio"] == pytest.approx(100 / 60) and e["ci"] == pytest.approx([100 / 60, 100 / 60])
+    assert e["target_joint_acc"] == pytest.approx(0.6)
+    never = [{**r, "curve": [{**c, "joint_acc": 0.5} for c in curve]} if r["arm"] != "shared" else r for r in runs]
+    assert ab.token_efficiency(never, "ccpo_tree")["ratio"] == 0.0  # never reaches the target: below 1
+
+
 def test_credit_ablations_quick(load_bench, tmp_path):
-    res = _run(load_bench("credit_ablations"), tmp_path, *ONE_THREAD)
-    assert set(res["summary"]["arms"]) == {"shared", "shared_aa", "ccpo_tree"}
+    res = _run(load_bench("credit_ablations"), tmp_path, *ONE_THREAD, "--arms", "shared", "shared_aa", "ccpo_tree",
+               "ccpo_tree_solo", "--curve", "0", "0.5")  # fmt: skip
+    assert set(res["summary"]["arms"]) == {"shared", "shared_aa", "ccpo_tree", "ccpo_tree_solo"}
     rows = res["summary"]["vs_shared"]["joint_acc"]
-    assert set(rows) == {"shared_aa", "ccpo_tree"} and all(r["seeds"] == 2 for r in rows.values())
+    assert set(rows) == {"shared_aa", "ccpo_tree", "ccpo_tree_solo"} and all(r["seeds"] == 2 for r in rows.values())
+    assert set(res["summary"]["vs_ccpo_tree"]["joint_acc"]) == {"ccpo_tree_solo"}
+    assert rows["ccpo_tree"]["level"] == pytest.approx(1 - 0.05 / 4)  # 3 vs shared + 1 vs ccpo_tree
+    assert [len(r["curve"]) for r in res["runs"]] == [3] * 8  # 0, 0.5 and the final point
+    assert set(res["summary"]["token_efficiency"]) == {"shared", "shared_aa", "ccpo_tree", "ccpo_tree_solo"}
 
 
 def test_credit_assignment_summary_is_mean_and_std_over_seeds(load_bench) -> None:

@@ -207,3 +207,35 @@ def test_periodic_held_out_evaluation_is_logged(tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [(m["step"], "eval/joint_acc" in m) for m in lines] == [(1, False), (1, True), (2, False), (2, True)]
     assert t.last_evaluation[0] == 2 and set(t.last_evaluation[1]) == {"arith"}
+
+
+def test_train_solo_adds_the_solo_answers_to_the_solver_batch(tmp_path):
+    from ccpo_agents.algos import EstimatorConfig, estimate_advantages
+    from ccpo_agents.trainer import RoleBatch, add_solo_answers
+
+    t = make_trainer(tmp_path, "credit.method=ccpo_tree", "credit.train_solo=true")
+    episodes = t.rollout_step(0)
+    solo = [e for e in episodes if e.removed]
+    batch = RoleBatch("solver")
+    assert add_solo_answers(batch, solo, "solver", reward_low=-1.0, reward_high=2.0) == len(solo) == 2 * 2
+    assert batch.rewards == [2.0 if e.correct else -1.0 for e in solo]
+    assert batch.group_keys == [("solo", e.group) for e in solo]
+    # GRPO compares each solo answer with the other solo answer to its prompt only: (r - mean) / std
+    adv = estimate_advantages(EstimatorConfig(), torch.tensor(batch.rewards), batch.group_keys)
+    for g in (0, 1):
+        r = torch.tensor([x for x, k in zip(batch.rewards, batch.group_keys) if k == ("solo", g)])
+        want = (r - r.mean()) / (r.std() + 1e-6) if r.std() > 0 else torch.zeros_like(r)
+        got = adv[torch.tensor([k == ("solo", g) for k in batch.group_keys])]
+        assert torch.allclose(got, want, atol=1e-5), (got, want)
+    with pytest.raises(ValueError, match="baselined"):
+        add_solo_answers(RoleBatch("solver", baselined=True), solo, "solver")
+
+    m = t.train_step()
+    assert m["solver/num_samples"] == 2 * 2 * 2 + 2 * 2  # joint episodes + the solo answers
+    assert m["thinker/num_samples"] == 2 * 2
+
+
+def test_train_solo_needs_a_method_with_solo_answers(tmp_path):
+    with pytest.raises(ConfigError, match=r"credit.train_solo=true: credit.method='shared' samples no solo answers.*"
+                                          r"ccpo_tree"):  # fmt: skip
+        make_trainer(tmp_path, "credit.method=shared", "credit.train_solo=true")

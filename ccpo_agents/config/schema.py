@@ -133,6 +133,11 @@ class CreditConfig:
         rating_max_new_tokens: token limit of SEPO rating generations (default 48).
         rating_template: SEPO's rating prompt, ``"default"`` (the full instructions) or ``"compact"`` (short, for
             small models taught the format, e.g. ``arith-warmstart-sepo``) (default ``"default"``).
+        train_solo: also train the Solver on the Thinker-removed (solo) answers the method already samples,
+            each rewarded by its own verified outcome and grouped with the other solo answers to its prompt
+            (GRPO: ``(R − mean)/std`` over those k answers). The counterfactual rollouts then teach the Solver
+            to solve alone instead of only feeding the credit. Needs a method with solo rollouts whose Solver
+            credit is a reward, not a baselined advantage (e.g. ``ccpo_tree``, ``ccpo_event``). Default False.
     """
 
     method: str = "ccpo_tree"
@@ -141,6 +146,7 @@ class CreditConfig:
     per_source: bool = False
     rating_max_new_tokens: int = 48
     rating_template: str = "default"
+    train_solo: bool = False
 
     def __post_init__(self) -> None:
         from ccpo_agents.credit import get_credit

@@ -70,6 +70,11 @@ def check_config(cfg: Any) -> None:
             f"credit.method={spec.name!r} needs {missing}, which env.topology={topology.name!r} cannot provide; "
             f"methods for this topology: {fitting}"
         )
+    if cfg.credit.train_solo:
+        solo_methods = [m for m in list_credits() if get_credit(m).needs_solo and not get_credit(m).is_baselined("solver")]
+        if not spec.needs_solo or spec.is_baselined("solver"):
+            why = "samples no solo answers" if not spec.needs_solo else "gives the Solver a baselined advantage"
+            raise ConfigError(f"credit.train_solo=true: credit.method={spec.name!r} {why}; methods it fits: {solo_methods}")
     allow_single = bool(cfg.credit.options.get("allow_single_answer", False))
     if spec.needs_thoughts and cfg.rollout.answers_per_thought < 2 and not allow_single:
         raise ConfigError(f"credit.method={spec.name!r} needs rollout.answers_per_thought >= 2 (m answers per thought)")

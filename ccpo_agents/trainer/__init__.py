@@ -13,7 +13,7 @@ from ccpo_agents.trainer.fsdp import (
 )
 from ccpo_agents.trainer.logging import MetricsLogger, plot_curves
 from ccpo_agents.trainer.memory import peak_memory_mb
-from ccpo_agents.trainer.samples import RoleBatch, build_role_batches
+from ccpo_agents.trainer.samples import RoleBatch, add_solo_answers, build_role_batches
 from ccpo_agents.trainer.trainer import Trainer
 from ccpo_agents.trainer.update import (
     RoleUpdate,
@@ -28,6 +28,7 @@ __all__ = [
     "RoleBatch",
     "RoleUpdate",
     "Trainer",
+    "add_solo_answers",
     "aligned_micro_batches",
     "build_role_batches",
     "check_fsdp_policy",

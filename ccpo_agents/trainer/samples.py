@@ -2,8 +2,8 @@
 
 A role trains on what it generated: the Thinker once per *thought* (its message is shared by the
 ``m`` Solver answers, so it is one sample with the thought's mean credit), the Solver once per joint
-episode, each voter once per episode. Counterfactual (Thinker-removed) episodes only feed the
-credit; they are not trained on.
+episode, each voter once per episode. Counterfactual (Thinker-removed) episodes feed the credit; with
+``credit.train_solo`` (:func:`add_solo_answers`) the Solver also trains on its solo answers.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ccpo_agents.credit import CreditResult
 from ccpo_env.records import Episode, Generation
 from ccpo_env.topology import SOLVER, THINKER, VOTER, Topology
 
-__all__ = ["RoleBatch", "build_role_batches"]
+__all__ = ["RoleBatch", "add_solo_answers", "build_role_batches"]
 
 
 @dataclass
@@ -119,3 +119,26 @@ def build_role_batches(
                 batch.group_keys.append(_key(credit.group_keys[agent][i]))
         out[VOTER] = batch
     return out
+
+
+def add_solo_answers(batch: RoleBatch, solo: list[Episode], agent: str, *, reward_low: float = 0.0,
+                     reward_high: float = 1.0) -> int:  # fmt: skip
+    """Append the Solver's Thinker-removed answers to its batch (``credit.train_solo``); returns how many.
+
+    Each solo answer's reward is its own verified outcome (``reward_high`` if correct, else ``reward_low``)
+    and its group key is ``("solo", prompt group)``: the estimator compares it with the other solo answers
+    to the same prompt only, never with the joint answers (which saw a thought). ``batch`` must hold rewards,
+    not baselined advantages.
+    """
+    if batch.baselined:
+        raise ValueError("solo answers carry rewards; they cannot join a batch of baselined advantages")
+    n = 0
+    for ep in solo:
+        if ep.turn(agent) is None:
+            continue
+        batch.generations.append(_generation(ep, agent))
+        batch.rewards.append(float(reward_high if ep.correct else reward_low))
+        batch.group_keys.append(("solo", int(ep.group)))
+        n += 1
+    return n
+

@@ -51,7 +51,7 @@ from ccpo_agents.trainer.fsdp import (
 )
 from ccpo_agents.trainer.logging import MetricsLogger, plot_curves
 from ccpo_agents.trainer.memory import peak_memory_mb, reset_peak_memory
-from ccpo_agents.trainer.samples import build_role_batches
+from ccpo_agents.trainer.samples import add_solo_answers, build_role_batches
 from ccpo_agents.trainer.update import RoleUpdate, update_role
 from ccpo_env import rollout
 from ccpo_env.seeding import stable_seed
@@ -314,6 +314,10 @@ class Trainer:
         credit, thought, batch = self._credit(joint, solo, ratings)
         roles_now = self.roles_this_step(step)
         batches = build_role_batches(joint, credit, thought, topology=self.topology)
+        if self.config.credit.train_solo and SOLVER in batches:  # the counterfactual answers train the Solver too
+            solver_agent = next(a for a in self.agents if self.topology.role_of(a) == SOLVER)
+            low, high = self.config.env.reward_incorrect, self.config.env.reward_correct
+            add_solo_answers(batches[SOLVER], solo, solver_agent, reward_low=low, reward_high=high)
         t2 = time.perf_counter()
 
         metrics: dict[str, Any] = {"step": step + 1, "data_position": self.data_position + self.config.rollout.prompts_per_step}
