@@ -138,6 +138,14 @@ def test_bench_rollout_vllm_quick(tmp_path):
     assert res["tokens_per_call"] == 4 * 2 * 8
 
 
+def test_ccpo_train_on_vllm_with_the_llama_and_qwen3_families(report):
+    part = _part(report, "train_families")
+    for name in ("tiny-llama3.1", "tiny-qwen3-base"):
+        r = part[name]
+        assert r["steps"] == [1, 2] and r["trained"] and r["engine_syncs"] == 2, (name, r)
+        assert r["greedy_equal_hf"], (name, r)  # the engine holds the trained weights after the last sync
+
+
 def test_paper_families_greedy_hf_equals_vllm(report):
     """Every family stand-in (Qwen2.5, Llama 3.1, Qwen3 base, OLMo 3) loads in vLLM from an HF folder and
     decodes exactly as HF does, through its chat template (instruct) or a plain prompt (base)."""
