@@ -46,7 +46,11 @@ Run::
 
     python benchmarks/credit_ablations.py --jobs 2              # 50 runs, ~45 min on 2 cores
     python benchmarks/credit_ablations.py --jobs 2 --arms shared ccpo_tree ccpo_tree_solo \
-        --curve 0 0.25 0.5 0.7 --out benchmarks/results/credit_efficiency.json   # 30 runs, ~50 min
+        --curve 0 0.25 0.5 0.7 --out benchmarks/results/credit_efficiency.json   # 30 runs, ~26 min
+    python benchmarks/credit_ablations.py --jobs 2 --arms shared ccpo_tree ccpo_tree_solo \
+        --curve 0 0.25 0.5 0.7 --model arith-warmstart-freeride \
+        --set 'env.dataset_options={level: [1], variant: freeride}' \
+        --out benchmarks/results/credit_efficiency_freeride.json   # the second task
     python benchmarks/credit_ablations.py --quick               # smoke test
     python benchmarks/credit_ablations.py --summarise benchmarks/results/credit_ablations.json   # tables only
 """
@@ -144,7 +148,7 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, workdir: Path) -> dic
             f"rollout.prompts_per_step={args.prompts}", f"rollout.num_thoughts={args.thoughts}",
             f"rollout.answers_per_thought={args.answers}", f"rollout.num_solo={args.solo}",
             f"optim.lr={args.lr}", f"train.steps={10**6}", f"policy.model={args.model}",
-            f"credit.method={method}", *extra, f"train.seed={seed + offset}",
+            f"credit.method={method}", *extra, *(args.set or []), f"train.seed={seed + offset}",
             f"train.output_dir={workdir / f'{arm}-{seed}'}"]
     cfg = load_config(overrides=over)
     trainer = Trainer(cfg)
@@ -272,6 +276,30 @@ def summarise(runs: list[dict[str, Any]], arms: list[str]) -> dict[str, Any]:
     return out
 
 
+def plot_efficiency(summary: dict[str, Any], path: Path) -> None:
+    """Seed-mean T = 1 joint accuracy against generated tokens per arm, with ``shared``'s final accuracy as
+    the target line that defines the token-efficiency ratio."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    eff = summary["token_efficiency"]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for arm, e in eff.items():
+        x, y = zip(*e["mean_curve"])
+        ax.plot(np.asarray(x) / 1000, 100 * np.asarray(y), marker="o", label=f"{arm} ({e['ratio']:.2f}x)")
+    target = next(iter(eff.values()))["target_joint_acc"]
+    ax.axhline(100 * target, color="grey", ls="--", lw=1, label="shared at the full budget")
+    ax.set_xlabel("generated tokens (thousands, solo branches counted)")
+    ax.set_ylabel("held-out joint accuracy, T = 1 (%)")
+    ax.set_title("Token efficiency against shared reward (seed means)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def print_tables(summary: dict[str, Any]) -> None:
     print(f"\n{'arm':<18}{'seeds':>6}{'joint T=1':>14}{'joint greedy':>14}{'solo T=1':>12}{'steps':>7}{'cpu s':>7}")
     for arm, r in summary["arms"].items():
@@ -309,6 +337,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--eval-answers", type=int, default=2)
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel, each in its own process (default 1)")
     p.add_argument("--threads", type=int, default=0, help="torch threads in all (default: all cores), split over jobs")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config override for every arm (repeatable), e.g. the second task's "
+                        "'env.dataset_options={level: [1], variant: freeride}'")
     p.add_argument("--curve", type=float, nargs="*", default=[], metavar="FRACTION",
                    help="also measure T=1 joint accuracy at these fractions of the budget (e.g. 0 0.25 0.5 0.7)")
     p.add_argument("--out", type=Path, default=RESULTS / "credit_ablations.json")
@@ -320,6 +351,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result["summary"] = summarise(result["runs"], result["args"]["arms"])
         print_tables(result["summary"])
         args.summarise.write_text(json.dumps(result, indent=1, default=str))
+        if "token_efficiency" in result["summary"]:
+            plot_efficiency(result["summary"], args.summarise.with_suffix(".png"))
         return result
     if args.quick:
         args.arms = [a for a in args.arms if a in ("shared", "shared_aa", "ccpo_tree", "ccpo_tree_solo")]
@@ -345,6 +378,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1, default=str))
     print(f"\nwrote {args.out}")
+    if "token_efficiency" in summary:
+        plot_efficiency(summary, args.out.with_suffix(".png"))
+        print(f"wrote {args.out.with_suffix('.png')}")
     return result
 
 

@@ -144,6 +144,7 @@ def test_credit_ablations_quick(load_bench, tmp_path):
     assert rows["ccpo_tree"]["level"] == pytest.approx(1 - 0.05 / 4)  # 3 vs shared + 1 vs ccpo_tree
     assert [len(r["curve"]) for r in res["runs"]] == [3] * 8  # 0, 0.5 and the final point
     assert set(res["summary"]["token_efficiency"]) == {"shared", "shared_aa", "ccpo_tree", "ccpo_tree_solo"}
+    assert (tmp_path / "result.png").stat().st_size > 0
 
 
 def test_credit_assignment_summary_is_mean_and_std_over_seeds(load_bench) -> None:
