@@ -9,13 +9,13 @@ redoes step 2. The results go to ``OUT/rank{r}.json`` for the test to compare.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import sys
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from helpers import state_digest as digest
 
 from ccpo_agents.algos import LossConfig, compute_policy_objective
 from ccpo_agents.models.families import build_family
@@ -70,12 +70,6 @@ def optimizer(model):
     return torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)  # momentum: optimizer state to shard
 
 
-def digest(state: dict[str, torch.Tensor]) -> str:
-    h = hashlib.sha256()
-    for k in sorted(state):
-        h.update(k.encode())
-        h.update(state[k].detach().float().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def main() -> None:

@@ -21,16 +21,15 @@ its own replica.
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import sys
 from pathlib import Path
 
 import torch
-from helpers import coin_verifier
+from helpers import coin_verifier, engine_greedy_matches_hf
+from helpers import state_digest as digest
 
 from ccpo_agents.config import load_config
-from ccpo_agents.policies import HFPolicy
 from ccpo_agents.trainer import Trainer, gather_full_state_dict
 from ccpo_env import COMPACT_TEMPLATES, ThinkSolveEnv
 
@@ -49,31 +48,14 @@ def overrides(out: Path, mode: str) -> list[str]:
     ]  # fmt: skip
 
 
-def digest(state: dict[str, torch.Tensor]) -> str:
-    h = hashlib.sha256()
-    for k in sorted(state):
-        h.update(k.encode())
-        h.update(state[k].detach().float().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
 def greedy_matches_hf(trainer: Trainer, full: dict[str, torch.Tensor]) -> bool:
     """The rank's engine (synced after the last step) decodes like an unsharded HF model with ``full``."""
     from transformers import AutoModelForCausalLM
 
-    pol = trainer.roles.policy_for("solver")
     plain = AutoModelForCausalLM.from_pretrained(trainer.output_dir / "vllm-model" / "shared")
     plain.load_state_dict(full)
     plain.eval()
-    greedy = pol.generation.replace(do_sample=False, row_seeded=False)
-    hf = HFPolicy(plain, pol.tokenizer, generation=greedy, system_prompt=pol.system_prompt,
-                  chat_template_kwargs=pol.chat_template_kwargs)  # fmt: skip
-    saved, pol.generation = pol.generation, greedy
-    try:
-        engine = [list(g.token_ids) for g in pol(PROMPTS)]
-    finally:
-        pol.generation = saved
-    return engine == [list(g.token_ids) for g in hf(PROMPTS)]
+    return engine_greedy_matches_hf(trainer.roles.policy_for("solver"), plain, PROMPTS)
 
 
 def full_weights(trainer: Trainer) -> dict[str, torch.Tensor]:

@@ -28,3 +28,28 @@ def run_two_processes(script: Path, out_dir: Path, port: int, python: str | None
         env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def state_digest(state: dict) -> str:
+    """SHA-256 over a state dict's names and fp32 values: equal digests mean bit-identical weights."""
+    h = hashlib.sha256()
+    for k in sorted(state):
+        h.update(k.encode())
+        h.update(state[k].detach().float().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def engine_greedy_matches_hf(policy, model, prompts: list[str]) -> bool:
+    """A vLLM role policy and an HF policy on ``model`` (same prompt format) decode ``prompts`` alike, greedily."""
+    from ccpo_agents.policies import HFPolicy
+
+    greedy = policy.generation.replace(do_sample=False, row_seeded=False)
+    hf = HFPolicy(model, policy.tokenizer, generation=greedy, system_prompt=policy.system_prompt,
+                  chat_template_kwargs=policy.chat_template_kwargs)  # fmt: skip
+    saved, policy.generation = policy.generation, greedy
+    try:
+        engine = [list(g.token_ids) for g in policy(prompts)]
+    finally:
+        policy.generation = saved
+    return engine == [list(g.token_ids) for g in hf(prompts)]
+

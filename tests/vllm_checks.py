@@ -247,10 +247,9 @@ def check_train_families(ctx: dict[str, Any]) -> dict[str, Any]:
     trainer's own HF forward in the same process breaks (a separate engine process avoids that)."""
     import gc
 
-    from helpers import coin_verifier  # pseudo-random verdicts: a random model still gets advantages
+    from helpers import coin_verifier, engine_greedy_matches_hf  # coin: a random model still gets advantages
 
     from ccpo_agents.config import load_config
-    from ccpo_agents.policies.hf import HFPolicy
     from ccpo_agents.trainer import Trainer
     from ccpo_env import COMPACT_TEMPLATES, ThinkSolveEnv
 
@@ -270,19 +269,11 @@ def check_train_families(ctx: dict[str, Any]) -> dict[str, Any]:
         history = trainer.train()
         model = trainer.roles.model_for("solver")
         pol = trainer.roles.policy_for("solver")
-        greedy = pol.generation.replace(do_sample=False, row_seeded=False)
-        hf = HFPolicy(model, pol.tokenizer, generation=greedy, system_prompt=pol.system_prompt,
-                      chat_template_kwargs=pol.chat_template_kwargs)  # fmt: skip
-        saved, pol.generation = pol.generation, greedy
-        try:
-            engine = [list(g.token_ids) for g in pol(PROMPTS)]
-        finally:
-            pol.generation = saved
         out[name] = {"steps": [h["step"] for h in history], "architecture": type(model).__name__,
                      "trained": any(not torch.equal(before[k], v) for k, v in model.state_dict().items()),
-                     "greedy_equal_hf": engine == [list(g.token_ids) for g in hf(PROMPTS)],
+                     "greedy_equal_hf": engine_greedy_matches_hf(pol, model, PROMPTS),
                      "engine_syncs": trainer.engine.syncs}  # fmt: skip
-        del trainer, model, pol, hf
+        del trainer, model, pol
         gc.collect()
     return out
 
