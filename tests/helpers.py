@@ -39,13 +39,14 @@ def state_digest(state: dict) -> str:
     return h.hexdigest()
 
 
-def engine_greedy_matches_hf(policy, model, prompts: list[str]) -> bool:
-    """A vLLM role policy and an HF policy on ``model`` (same prompt format) decode ``prompts`` alike, greedily."""
+def engine_greedy_matches_hf(policy, model, prompts: list[str], adapter: str | None = None) -> bool:
+    """A vLLM role policy and an HF policy on ``model`` (with LoRA ``adapter`` alone, if given; same prompt
+    format) decode ``prompts`` alike, greedily."""
     from ccpo_agents.policies import HFPolicy
 
     greedy = policy.generation.replace(do_sample=False, row_seeded=False)
     hf = HFPolicy(model, policy.tokenizer, generation=greedy, system_prompt=policy.system_prompt,
-                  chat_template_kwargs=policy.chat_template_kwargs)  # fmt: skip
+                  chat_template_kwargs=policy.chat_template_kwargs, adapter=adapter)  # fmt: skip
     saved, policy.generation = policy.generation, greedy
     try:
         engine = [list(g.token_ids) for g in policy(prompts)]

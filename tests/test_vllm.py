@@ -138,11 +138,12 @@ def test_bench_rollout_vllm_quick(tmp_path):
     assert res["tokens_per_call"] == 4 * 2 * 8
 
 
-def test_ccpo_train_on_vllm_with_the_llama_and_qwen3_families(report):
+def test_ccpo_train_on_vllm_with_the_llama_and_qwen3_families_full_and_lora(report):
     part = _part(report, "train_families")
-    for name in ("tiny-llama3.1", "tiny-qwen3-base"):
+    for name in ("tiny-llama3.1", "tiny-qwen3-base", "tiny-llama3.1-lora", "tiny-qwen3-base-lora"):
         r = part[name]
-        assert r["steps"] == [1, 2] and r["trained"] and r["engine_syncs"] == 2, (name, r)
+        # LoRA syncs once more, at start-up: the engine gets each role's (initial) adapter before step 1
+        assert r["steps"] == [1, 2] and r["trained"] and r["engine_syncs"] == 2 + name.endswith("lora"), (name, r)
         assert r["greedy_equal_hf"], (name, r)  # the engine holds the trained weights after the last sync
 
 

@@ -241,8 +241,8 @@ def check_train_lora_cli(ctx: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_train_families(ctx: dict[str, Any]) -> dict[str, Any]:
-    """``ccpo train policy.backend=vllm`` on the non-Qwen2 families built in memory: two steps each, with a
-    greedy engine-vs-HF comparison after the last sync. OLMo-3 is left out of this in-process check: vLLM
+    """``ccpo train policy.backend=vllm`` on the non-Qwen2 families built in memory, full parameters and LoRA
+    per role: two steps each, with a greedy engine-vs-HF comparison after the last sync. OLMo-3 is left out of this in-process check: vLLM
     serves it through its Transformers backend, which patches transformers' ``Olmo3Model`` in place, so the
     trainer's own HF forward in the same process breaks (a separate engine process avoids that)."""
     import gc
@@ -255,9 +255,9 @@ def check_train_families(ctx: dict[str, Any]) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     env = ThinkSolveEnv("arith", templates=COMPACT_TEMPLATES, verifier=coin_verifier, split="train")
-    for name in ("tiny-llama3.1", "tiny-qwen3-base"):
-        run = Path(ctx["tmp"]) / f"run-{name}"
-        cfg = load_config(overrides=[
+    for name, param in [(n, p) for n in ("tiny-llama3.1", "tiny-qwen3-base") for p in ("shared", "lora")]:
+        run = Path(ctx["tmp"]) / f"run-{name}-{param}"
+        cfg = load_config(overrides=[f"policy.parameterisation={param}",
             f"policy.model={name}", "policy.backend=vllm", "policy.vllm.in_process=true",
             f"policy.vllm.kv_cache_memory_bytes={16 * 2**20}", "policy.vllm.dtype=float32",
             "policy.vllm.max_model_len=512", "policy.vllm.enforce_eager=true", "credit.method=ccpo_tree",
@@ -269,10 +269,12 @@ def check_train_families(ctx: dict[str, Any]) -> dict[str, Any]:
         history = trainer.train()
         model = trainer.roles.model_for("solver")
         pol = trainer.roles.policy_for("solver")
-        out[name] = {"steps": [h["step"] for h in history], "architecture": type(model).__name__,
-                     "trained": any(not torch.equal(before[k], v) for k, v in model.state_dict().items()),
-                     "greedy_equal_hf": engine_greedy_matches_hf(pol, model, PROMPTS),
-                     "engine_syncs": trainer.engine.syncs}  # fmt: skip
+        adapter = "solver" if param == "lora" else None  # LoRA: the role's adapter reaches vLLM as a LoRARequest
+        out[name if param == "shared" else f"{name}-lora"] = {
+            "steps": [h["step"] for h in history], "architecture": type(model).__name__,
+            "trained": any(not torch.equal(before[k], v) for k, v in model.state_dict().items()),
+            "greedy_equal_hf": engine_greedy_matches_hf(pol, model, PROMPTS, adapter=adapter),
+            "engine_syncs": trainer.engine.syncs}  # fmt: skip
         del trainer, model, pol
         gc.collect()
     return out
