@@ -32,16 +32,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["check_fsdp_policy", "decoder_layers", "full_checkpoint_state", "gather_full_state_dict", "is_sharded",
+__all__ = ["check_fsdp_policy", "decoder_layers", "full_checkpoint_state", "gather_full_state_dict",
            "load_full_checkpoint_state", "load_sharded_checkpoint", "save_sharded_checkpoint",
            "shard_model"]  # fmt: skip
-
-
-def is_sharded(model: torch.nn.Module) -> bool:
-    """True if ``model`` is an FSDP2 module (sharded by :func:`shard_model` or by accelerate's FSDP2 plugin)."""
-    from torch.distributed.fsdp import FSDPModule
-
-    return isinstance(model, FSDPModule)
 
 
 def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
