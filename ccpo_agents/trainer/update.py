@@ -92,6 +92,11 @@ def aligned_micro_batches(acc: Any, indices: list[int], lengths: list[tuple[int,
     return out + [[] for _ in range(int(count.item()) - len(out))]
 
 
+def _join_backward(acc: Any, loss: Tensor) -> None:
+    """A backward that changes no gradient, so that this rank still enters the other ranks' collectives."""
+    acc.backward(torch.nan_to_num(loss, nan=0.0, posinf=0.0, neginf=0.0) * 0.0)
+
+
 def _as_float(t: Tensor) -> float:
     full = getattr(t, "full_tensor", None)  # a DTensor (FSDP-sharded gradients) -> its global value
     return float(full() if full is not None else t)
@@ -211,7 +216,7 @@ def update_role(u: RoleUpdate, batch: RoleBatch, advantages: Tensor, *, rng: np.
                     )
                 if padding:
                     padded += 1
-                    acc.backward(torch.nan_to_num(loss, nan=0.0, posinf=0.0, neginf=0.0) * 0.0)
+                    _join_backward(acc, loss)
                     continue
                 if metrics.get("nonfinite") or not torch.isfinite(loss):
                     nonfinite = True
@@ -221,9 +226,8 @@ def update_role(u: RoleUpdate, batch: RoleBatch, advantages: Tensor, *, rng: np.
                         counts[k] = counts.get(k, 0) + 1
                 if not nonfinite:
                     acc.backward(loss)
-                elif getattr(acc, "num_processes", 1) > 1:
-                    # the other ranks' backward is a collective: join it; the step is skipped on every rank below
-                    acc.backward(torch.nan_to_num(loss, nan=0.0, posinf=0.0, neginf=0.0) * 0.0)
+                elif getattr(acc, "num_processes", 1) > 1:  # the step is skipped on every rank below
+                    _join_backward(acc, loss)
             params = [p for p in roles.trainable_parameters(role) if p.grad is not None]
             if params and u.optim.max_grad_norm > 0 and not nonfinite:
                 norm = _as_float(torch.nn.utils.clip_grad_norm_(params, u.optim.max_grad_norm))
