@@ -20,6 +20,15 @@ arm                           what it is
                               solo baseline cancels, leaving ``shared_dr_grpo`` plus solo-branch cost
 ``ccpo_tree_solo``            ccpo_tree whose Solver also trains on its solo answers
                               (``credit.train_solo``): the counterfactual rollouts earn their tokens
+``c3``                        peer method C3: each thought against the leave-one-out mean of the
+                              prompt's other thoughts, each answer against the other answers to its
+                              thought; no solo answers. Against ``ccpo_tree`` it tests whether
+                              removing the Thinker (V_solo) measures what the other thoughts do not
+``magrpo``                    peer method MAGRPO: R − the prompt's joint mean for every agent; exactly
+                              ``shared_dr_grpo`` (pinned by a test), run to place it in this study
+``drmas_pooled``              Dr. MAS's "before": one mean and std over both agents' samples of a
+                              prompt. Dr. MAS itself (agent-wise) is exactly ``shared`` (pinned by a
+                              test): the default estimator already normalises per role
 ============================  =====================================================================
 
 Protocol (fixed before the run; the defaults below):
@@ -42,6 +51,12 @@ seed-mean accuracy at the full budget ``B``. Its interval is a paired bootstrap 
 curve never reaches the target within ``B`` counts as ratio ≤ 1 (recorded as 0, so the lower bound is
 conservative).
 
+Reusing stored runs (``--reuse JSON``): an earlier result file's runs of the requested arms and seeds are
+taken instead of retrained when every protocol argument matches, after one check: the reference arm's first
+seed is retrained and must reproduce the stored run exactly (final and curve accuracies, tokens). The same
+seeds give other runs on another CPU kind or thread count, so on a mismatch nothing is reused and the study
+stops with that message.
+
 Run::
 
     python benchmarks/credit_ablations.py --jobs 2              # 50 runs, ~45 min on 2 cores
@@ -51,6 +66,9 @@ Run::
         --curve 0 0.25 0.5 0.7 --model arith-warmstart-freeride \
         --set 'env.dataset_options={level: [1], variant: freeride}' \
         --out benchmarks/results/credit_efficiency_freeride.json   # the second task
+    python benchmarks/credit_ablations.py --jobs 2 --arms shared ccpo_tree c3 magrpo drmas_pooled \
+        --curve 0 0.25 0.5 0.7 --reuse benchmarks/results/credit_efficiency.json \
+        --out benchmarks/results/credit_peers.json   # the peer methods; shared/ccpo_tree runs reused
     python benchmarks/credit_ablations.py --quick               # smoke test
     python benchmarks/credit_ablations.py --summarise benchmarks/results/credit_ablations.json   # tables only
 """
@@ -77,9 +95,15 @@ ARMS: dict[str, tuple[str, list[str], int]] = {
     "ccpo_tree": ("ccpo_tree", [], 0),
     "ccpo_tree_center": ("ccpo_tree", ["credit.options={center: true}"], 0),
     "ccpo_tree_solo": ("ccpo_tree", ["credit.train_solo=true"], 0),
+    "c3": ("c3", [], 0),
+    "magrpo": ("magrpo", [], 0),
+    "drmas_pooled": ("drmas", ["credit.options={pooled: true}"], 0),
 }
 #: extra paired comparisons beyond "arm - shared": (arm, reference), when both arms ran
-EXTRA_COMPARISONS = [("ccpo_tree_solo", "ccpo_tree")]
+EXTRA_COMPARISONS = [("ccpo_tree_solo", "ccpo_tree"), ("c3", "ccpo_tree")]
+#: the arguments that define a run: stored runs are reused (--reuse) only when all of them match
+PROTOCOL = ("model", "budget", "prompts", "thoughts", "answers", "solo", "lr", "eval_universe", "eval_thoughts",
+            "eval_answers", "curve", "set")
 BASELINE = "shared"
 EQUIVALENCE_MARGIN = 0.03  # ±3 accuracy points
 
@@ -287,9 +311,15 @@ def plot_efficiency(summary: dict[str, Any], path: Path) -> None:
     eff = summary["token_efficiency"]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for arm, e in eff.items():
+        if "mean_curve" not in e:  # fewer than two paired seeds
+            continue
         x, y = zip(*e["mean_curve"])
         ax.plot(np.asarray(x) / 1000, 100 * np.asarray(y), marker="o", label=f"{arm} ({e['ratio']:.2f}x)")
-    target = next(iter(eff.values()))["target_joint_acc"]
+    targets = [e["target_joint_acc"] for e in eff.values() if "target_joint_acc" in e]
+    if not targets:
+        plt.close(fig)
+        return
+    target = targets[0]
     ax.axhline(100 * target, color="grey", ls="--", lw=1, label="shared at the full budget")
     ax.set_xlabel("generated tokens (thousands, solo branches counted)")
     ax.set_ylabel("held-out joint accuracy, T = 1 (%)")
@@ -320,6 +350,22 @@ def print_tables(summary: dict[str, Any]) -> None:
             print(f"  {arm:<18}{e['ratio']:6.2f}x  [{e['ci'][0]:.2f}, {e['ci'][1]:.2f}]  ({e['seeds']} seeds)")
 
 
+def reusable_runs(path: Path, args: dict[str, Any], tasks: list[tuple[str, int]]) -> dict[tuple[str, int], Any]:
+    """The runs of the result file ``path`` that are among ``tasks``, if its protocol matches ``args``."""
+    stored = json.loads(Path(path).read_text())
+    differ = [k for k in PROTOCOL if (stored["args"].get(k) or None) != (args.get(k) or None)]
+    if differ:
+        raise SystemExit(f"--reuse {path}: its runs used other settings for {differ} "
+                         f"({[stored['args'].get(k) for k in differ]} against {[args.get(k) for k in differ]})")
+    wanted = set(tasks)
+    return {(r["arm"], r["seed"]): r for r in stored["runs"] if (r["arm"], r["seed"]) in wanted}
+
+
+def same_run(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two runs of one (arm, seed) agree exactly in what the study measures."""
+    return a["final"] == b["final"] and a["curve"] == b["curve"] and a["tokens"] == b["tokens"]
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny budget, two seeds, three arms: a smoke test")
@@ -343,6 +389,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--curve", type=float, nargs="*", default=[], metavar="FRACTION",
                    help="also measure T=1 joint accuracy at these fractions of the budget (e.g. 0 0.25 0.5 0.7)")
     p.add_argument("--out", type=Path, default=RESULTS / "credit_ablations.json")
+    p.add_argument("--reuse", type=Path, default=None, metavar="JSON",
+                   help="take the runs of an earlier result file with the same protocol instead of retraining "
+                        "them (checked by retraining the reference arm's first seed)")
     p.add_argument("--summarise", type=Path, default=None, metavar="JSON",
                    help="train nothing: recompute the tables of an earlier result file (written back to it)")
     args = p.parse_args(argv)
@@ -370,10 +419,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"[{time.perf_counter() - t0:6.0f}s] {r['arm']:<18} seed {r['seed']}: joint {f['joint_acc']:.3f} "
               f"greedy {f['greedy_joint_acc']:.3f} solo {f['solo_acc']:.3f} ({r['steps']} steps)", flush=True)
 
-    runs = run_tasks(_run_task, tasks, vars(args), jobs=args.jobs, threads=threads, report=report)
+    reused = reusable_runs(args.reuse, vars(args), tasks) if args.reuse else {}
+    if reused:
+        check = (BASELINE, 0) if (BASELINE, 0) in reused else next(iter(reused))
+        todo = [check] + [t for t in tasks if t not in reused]
+    else:
+        todo = tasks
+    fresh = dict(zip(todo, run_tasks(_run_task, todo, vars(args), jobs=args.jobs, threads=threads, report=report)))
+    if reused:
+        if not same_run(fresh[check], reused[check]):
+            raise SystemExit(f"--reuse: {check[0]} seed {check[1]} did not reproduce {args.reuse} on this machine "
+                             f"(stored joint {reused[check]['final']['joint_acc']:.4f}, now "
+                             f"{fresh[check]['final']['joint_acc']:.4f}): other CPU kind or thread count. "
+                             "Rerun without --reuse; the fresh runs are lost only if you do not keep the log.")
+        print(f"--reuse: {check[0]} seed {check[1]} reproduced exactly; {len(reused)} stored runs reused")
+    runs = [fresh.get(t) or reused[t] for t in tasks]
     summary = summarise(runs, args.arms)
     print_tables(summary)
     result = {"benchmark": "credit_ablations", "args": vars(args), "summary": summary, "runs": runs,
+              "reused_from": str(args.reuse) if reused else None, "reused_runs": len(reused),
               "seconds": time.perf_counter() - t0}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1, default=str))

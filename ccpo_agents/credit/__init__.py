@@ -21,7 +21,12 @@ ccpo_event     -                      solo                          k
 ccpo_tree      thinker                solo, thoughts, normalizer    k
 voting         all voters             loo                           0
 sepo           -                      ratings                       0
+c3             all roles              thoughts                      0
+magrpo         all roles              -                             0
+drmas          all roles              -                             0
 =============  =====================  ============================  ==============
+
+``c3``, ``magrpo`` and ``drmas`` are peers' methods (``peers.py`` says what each reduces to).
 """
 
 # Importing the method modules registers the built-in methods.
@@ -29,6 +34,7 @@ from . import batch as _batch
 from . import ccpo as _ccpo
 from . import episodes as _episodes
 from . import normalizer as _normalizer
+from . import peers as _peers
 from . import registry as _registry
 from . import sepo as _sepo
 from . import shared as _shared
@@ -37,6 +43,7 @@ from .batch import *
 from .ccpo import *
 from .episodes import *
 from .normalizer import *
+from .peers import *
 from .registry import *
 from .sepo import *
 from .shared import *
@@ -45,5 +52,5 @@ from .voting import *
 # Each module's __all__ is its public API; the package re-exports all of them.
 __all__ = [
     *_batch.__all__, *_registry.__all__, *_normalizer.__all__, *_shared.__all__, *_ccpo.__all__,
-    *_voting.__all__, *_sepo.__all__, *_episodes.__all__,
+    *_voting.__all__, *_sepo.__all__, *_episodes.__all__, *_peers.__all__,
 ]  # fmt: skip
