@@ -131,6 +131,8 @@ class Episode:
         correct: the verifier's verdict on the team's final answer.
         counterfactual_rewards: for envs that can re-score without decoding
             (``VotingEnv.counterfactual_rewards()``), agent -> joint reward with that agent left out.
+        coalition_rewards: with ``rollout(coalitions=True)``, agent subset (a tuple in acting order) ->
+            joint reward of that subset alone (``VotingEnv.coalition_rewards()``).
     """
 
     uid: int
@@ -146,6 +148,7 @@ class Episode:
     infos: dict[str, dict[str, Any]]
     correct: bool
     counterfactual_rewards: dict[str, float] | None = None
+    coalition_rewards: dict[tuple[str, ...], float] | None = None
 
     @property
     def is_counterfactual(self) -> bool:

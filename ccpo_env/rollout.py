@@ -76,6 +76,7 @@ def rollout(
     num_counterfactual: int = 1,
     seed: int = 0,
     common_random_numbers: bool = False,
+    coalitions: bool = False,
     progress: bool = False,
 ) -> list[Episode]:
     """Play a batch of episodes and return their records.
@@ -97,6 +98,9 @@ def rollout(
             seeds each row alone (``GenerationConfig.row_seeded``) the two turns then share their sampling
             noise, so their difference measures the removal, not the luck of two independent draws. Joint
             episodes are seeded as without it: turning it on changes only the counterfactual branches.
+        coalitions: also record each finished joint episode's ``coalition_rewards()`` (envs that have
+            the hook, e.g. ``VotingEnv``: the reward of every subset of the agents, for Shapley credit).
+            Off by default: it costs 2^N re-counts per episode.
         progress: show a progress bar over policy calls.
 
     Returns:
@@ -188,6 +192,7 @@ def rollout(
             source=s.env.problem.source, removed=s.removed, sample=s.sample, fork=s.fork, turns=s.turns,
             rewards=s.rewards, infos=s.infos, correct=_episode_correct(s),
             counterfactual_rewards=_counterfactual_rewards(s.env),
+            coalition_rewards=_coalition_rewards(s.env) if coalitions and not s.removed else None,
         )
         for i, s in enumerate(slots)
     ]
@@ -289,6 +294,13 @@ def _episode_correct(slot: _Slot) -> bool:
 def _counterfactual_rewards(env: TeamEnv) -> dict[str, float] | None:
     hook = getattr(env, "counterfactual_rewards", None)
     return dict(hook()) if callable(hook) else None
+
+
+def _coalition_rewards(env: TeamEnv) -> dict[tuple[str, ...], float] | None:
+    hook = getattr(env, "coalition_rewards", None)
+    if not callable(hook):
+        raise ValueError(f"coalitions=True needs an env with coalition_rewards(); {type(env).__name__} has none")
+    return dict(hook())
 
 
 def _removal_rank(removed: tuple[str, ...], counterfactuals: Sequence[Sequence[str]]) -> int:

@@ -135,16 +135,37 @@ def test_credit_ablations_token_efficiency_by_hand(load_bench):
 
 
 def test_credit_ablations_quick(load_bench, tmp_path):
-    res = _run(load_bench("credit_ablations"), tmp_path, *ONE_THREAD, "--arms", "shared", "shared_aa", "ccpo_tree",
-               "ccpo_tree_solo", "--curve", "0", "0.5")  # fmt: skip
-    assert set(res["summary"]["arms"]) == {"shared", "shared_aa", "ccpo_tree", "ccpo_tree_solo"}
+    ab = load_bench("credit_ablations")
+    res = _run(ab, tmp_path, *ONE_THREAD, "--arms", "shared", "shared_aa", "ccpo_tree", "ccpo_tree_solo", "c3",
+               "--curve", "0", "0.5")  # fmt: skip
+    assert set(res["summary"]["arms"]) == {"shared", "shared_aa", "ccpo_tree", "ccpo_tree_solo", "c3"}
     rows = res["summary"]["vs_shared"]["joint_acc"]
-    assert set(rows) == {"shared_aa", "ccpo_tree", "ccpo_tree_solo"} and all(r["seeds"] == 2 for r in rows.values())
-    assert set(res["summary"]["vs_ccpo_tree"]["joint_acc"]) == {"ccpo_tree_solo"}
-    assert rows["ccpo_tree"]["level"] == pytest.approx(1 - 0.05 / 4)  # 3 vs shared + 1 vs ccpo_tree
-    assert [len(r["curve"]) for r in res["runs"]] == [3] * 8  # 0, 0.5 and the final point
-    assert set(res["summary"]["token_efficiency"]) == {"shared", "shared_aa", "ccpo_tree", "ccpo_tree_solo"}
+    assert set(rows) == {"shared_aa", "ccpo_tree", "ccpo_tree_solo", "c3"} and all(r["seeds"] == 2 for r in rows.values())
+    assert set(res["summary"]["vs_ccpo_tree"]["joint_acc"]) == {"ccpo_tree_solo", "c3"}
+    assert rows["ccpo_tree"]["level"] == pytest.approx(1 - 0.05 / 6)  # 4 vs shared + 2 vs ccpo_tree
+    assert [len(r["curve"]) for r in res["runs"]] == [3] * 10  # 0, 0.5 and the final point
+    assert set(res["summary"]["token_efficiency"]) == {"shared", "shared_aa", "ccpo_tree", "ccpo_tree_solo", "c3"}
     assert (tmp_path / "result.png").stat().st_size > 0
+    # c3 samples no solo answers, so the same budget buys it more steps than ccpo_tree
+    steps = {a: sum(r["steps"] for r in res["runs"] if r["arm"] == a) for a in ("c3", "ccpo_tree")}
+    assert steps["c3"] > steps["ccpo_tree"]
+
+    # --reuse: the stored runs come back after shared seed 0 is retrained and reproduces exactly
+    again = _run(ab, tmp_path / "again", *ONE_THREAD, "--arms", "shared", "ccpo_tree", "--curve", "0", "0.5",
+                 "--reuse", str(tmp_path / "result.json"))  # fmt: skip
+    assert again["reused_runs"] == 4
+    stored = {(r["arm"], r["seed"]): r for r in res["runs"]}
+    assert all(ab.same_run(r, stored[r["arm"], r["seed"]]) for r in again["runs"])  # the check run: timings differ
+    # a stored run that does not reproduce stops the study instead of mixing machines
+    tampered = json.loads((tmp_path / "result.json").read_text())
+    tampered["runs"][0]["final"]["joint_acc"] += 0.01
+    (tmp_path / "tampered.json").write_text(json.dumps(tampered))
+    with pytest.raises(SystemExit, match="did not reproduce"):
+        ab.main(["--quick", "--out", str(tmp_path / "t" / "r.json"), *ONE_THREAD, "--arms", "shared",
+                 "--curve", "0", "0.5", "--reuse", str(tmp_path / "tampered.json")])
+    # other settings: refused before anything trains
+    with pytest.raises(SystemExit, match=r"other settings for \['budget'\]"):
+        ab.reusable_runs(tmp_path / "result.json", {**res["args"], "budget": 1}, [("shared", 0)])
 
 
 def test_credit_assignment_summary_is_mean_and_std_over_seeds(load_bench) -> None:

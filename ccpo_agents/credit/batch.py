@@ -149,6 +149,9 @@ class CreditBatch:
         ratings: SEPO ratings per joint episode (``sepo`` only).
         loo_reward: ``[E, N]`` float, ``R_¬i``: the joint reward with agent ``roles[i]`` left out
             (``VotingEnv.counterfactual_rewards()``); column ``i`` belongs to ``roles[i]``.
+        coalition_reward: ``[E, 2^N]`` float, ``v(S)``: the joint reward of the agents in ``S`` alone
+            (``VotingEnv.coalition_rewards()``); column ``Σ_{i∈S} 2^i`` holds coalition ``S`` (bit ``i`` is
+            ``roles[i]``), so column 0 is the empty coalition and column ``2^N − 1`` the whole team.
         roles: the agents that receive credit, e.g. ``("thinker", "solver")`` or the voters.
         reward_low: the failure value of ``R_joint`` (default ``-1.0``).
         reward_high: the success value of ``R_joint`` (default ``+1.0``).
@@ -164,6 +167,7 @@ class CreditBatch:
     source: np.ndarray | None = None
     ratings: SepoRatings | None = None
     loo_reward: np.ndarray | None = None
+    coalition_reward: np.ndarray | None = None
     roles: tuple[str, ...] = DYAD_ROLES
     reward_low: float = -1.0
     reward_high: float = 1.0
@@ -215,6 +219,12 @@ class CreditBatch:
                 raise ValueError(f"loo_reward must have shape [E, N] = {(e, len(self.roles))} "
                                  f"(one column per role, in roles order), got {loo.shape}")
             self.loo_reward = loo
+        if self.coalition_reward is not None:
+            v = _finite(as_numpy(self.coalition_reward, dtype=np.float64, name="coalition_reward"), "coalition_reward")
+            if v.shape != (e, 2 ** len(self.roles)):
+                raise ValueError(f"coalition_reward must have shape [E, 2^N] = {(e, 2 ** len(self.roles))} "
+                                 f"(column Σ 2^i over the roles i in the coalition), got {v.shape}")
+            self.coalition_reward = v
 
     def _check_thoughts_within_groups(self) -> None:
         owner: dict[Any, Any] = {}

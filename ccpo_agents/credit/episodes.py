@@ -50,6 +50,7 @@ def credit_batch_from_episodes(
     * ``thought``: one id per ``thought_key`` (episodes answering the same Thinker message).
     * ``pair_index`` / ``solo_pair_index``: rank within the group by ``(sample, fork)``.
     * ``loo_reward``: filled when every joint episode carries ``counterfactual_rewards``.
+    * ``coalition_reward``: filled when every joint episode carries ``coalition_rewards``.
     * ``roles``: default ``("thinker", "solver")`` for a dyad, else the agents in reward order.
     """
     joint = list(joint)
@@ -73,6 +74,10 @@ def credit_batch_from_episodes(
         except KeyError as e:
             raise ValueError(f"counterfactual_rewards lack role {e}; roles are {roles}") from None
 
+    coalitions = None
+    if all(getattr(ep, "coalition_rewards", None) for ep in joint):
+        coalitions = np.array([_coalition_row(ep.coalition_rewards, roles) for ep in joint])
+
     kwargs: dict[str, Any] = {}
     if solo:
         kwargs = {
@@ -88,8 +93,24 @@ def credit_batch_from_episodes(
         source=np.array([str(ep.source) for ep in joint]),
         ratings=ratings,
         loo_reward=loo,
+        coalition_reward=coalitions,
         roles=roles,
         reward_low=reward_low,
         reward_high=reward_high,
         **kwargs,
     )
+
+
+def _coalition_row(rewards: dict[tuple[str, ...], float], roles: Sequence[str]) -> list[float]:
+    """``{agent subset: v(S)}`` as the ``2^N`` row of ``CreditBatch.coalition_reward`` (bit i = roles[i])."""
+    bit = {r: 1 << i for i, r in enumerate(roles)}
+    row = [float("nan")] * (1 << len(roles))
+    for subset, value in rewards.items():
+        unknown = [a for a in subset if a not in bit]
+        if unknown:
+            raise ValueError(f"coalition_rewards name agent(s) {unknown} that are not roles {tuple(roles)}")
+        row[sum(bit[a] for a in subset)] = float(value)
+    if any(v != v for v in row):
+        raise ValueError(f"coalition_rewards must cover all {len(row)} subsets of the roles {tuple(roles)}, "
+                         f"got {len(rewards)}")
+    return row

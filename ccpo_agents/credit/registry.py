@@ -4,7 +4,7 @@ Each entry declares what the trainer must know to plan a step:
 
 * which roles it returns **baselined** (already an advantage: estimators scale, never re-centre);
 * what extra inputs it **needs**: ``"solo"`` (Thinker-removed rollouts), ``"thoughts"`` (thought ids
-  with m ≥ 2 answers per thought), ``"ratings"`` (SEPO ratings), ``"loo"`` (leave-one-out rewards);
+  with m ≥ 2 answers per thought), ``"ratings"`` (SEPO ratings), ``"loo"`` (leave-one-out rewards), ``"coalitions"`` (every subset's reward);
 * how many solo rollouts per prompt (``num_solo``): ``"none"``, ``"paired"`` (one per joint
   episode, paired by index) or ``"per_prompt"`` (any k ≥ 1, the trainer's choice);
 * whether it keeps state in a :class:`GlobalHistoryNormalizer` (``needs_normalizer``);
@@ -52,6 +52,7 @@ _BATCH_FIELD = {
     "thoughts": "CreditBatch.thought",
     "ratings": "CreditBatch.ratings (see sepo.ratings_from_texts)",
     "loo": "CreditBatch.loo_reward [E, N] (VotingEnv.counterfactual_rewards())",
+    "coalitions": "CreditBatch.coalition_reward [E, 2^N] (rollout(coalitions=True): VotingEnv.coalition_rewards())",
 }
 NEEDS: dict[str, str] = {name: f"{PROVIDES[name]}: {where}" for name, where in _BATCH_FIELD.items()}
 _NUM_SOLO = ("none", "paired", "per_prompt")
@@ -134,6 +135,7 @@ class CreditSpec:
             "thoughts": batch.thought is not None,
             "ratings": batch.ratings is not None,
             "loo": batch.loo_reward is not None,
+            "coalitions": batch.coalition_reward is not None,
         }
         missing = [n for n in sorted(self.needs) if not present.get(n, True)]
         if missing:
@@ -201,7 +203,7 @@ def register_credit(
         name: registry name.
         fn: the function; omit to use as ``@register_credit(name, ...)``.
         baselined_roles: roles whose credit is already an advantage (``("*",)`` = all roles).
-        needs: extra inputs, a subset of ``{"solo", "thoughts", "ratings", "loo"}``.
+        needs: extra inputs, a subset of ``{"solo", "thoughts", "ratings", "loo", "coalitions"}``.
         num_solo: ``"none"``, ``"paired"`` or ``"per_prompt"``; default ``"per_prompt"`` when
             ``"solo"`` is needed, else ``"none"``.
         needs_normalizer: the method requires a :class:`GlobalHistoryNormalizer` argument.

@@ -246,6 +246,8 @@ class Trainer:
             kwargs["counterfactuals"] = [[THINKER]]
             kwargs["num_counterfactual"] = self.spec.solo_rollouts_per_prompt(
                 cfg.num_thoughts * cfg.answers_per_thought, cfg.num_solo)
+        if "coalitions" in self.spec.needs:
+            kwargs["coalitions"] = True
         return rollout(self.env, self.policies(), problems, seed=stable_seed(self.config.train.seed, "rollout", step, self.rank),
                        common_random_numbers=self.common_random_numbers, **kwargs)
 

@@ -17,7 +17,8 @@ Answers are grouped into equivalence classes with :func:`ccpo_env.verify.answer_
 If every vote abstains the team has no answer and gets ``reward_incorrect``.
 
 :meth:`VotingEnv.counterfactual_rewards` re-counts the recorded votes with one voter left out: the
-counterfactual ``R_¬i`` needs no new decoding.
+counterfactual ``R_¬i`` needs no new decoding. :meth:`VotingEnv.coalition_rewards` re-counts every subset
+of the votes (what Shapley-value credit needs), also without decoding.
 
 Constructors, as in PettingZoo's own environment modules: :func:`env` (the env in the standard
 wrappers, see :func:`ccpo_env.envs.base.wrap`), :data:`raw_env` (the class) and :func:`parallel_env`
@@ -39,6 +40,7 @@ episode under the Parallel API is a ``reset(options={"problem": ..., "remove": [
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +60,8 @@ from ccpo_env.verify import Verdict, answer_classes
 __all__ = ["VotingEnv", "VotingParallelEnv", "VoteTally", "env", "parallel_env", "raw_env"]
 
 _TOPOLOGY = get_topology("voting")
+#: ``coalition_rewards()`` counts 2^N subsets; above this many voters it refuses.
+MAX_COALITION_VOTERS = 12
 
 TIE_BREAKS = ("expected", "random")
 
@@ -199,11 +203,21 @@ class VotingEnv(TeamEnv):
         self._deads_step_first()
 
     # ------------------------------------------------------------------ counting
-    def _count(self, votes: dict[str, Verdict], *, rng_seed: Any) -> VoteTally:
+    def _count(self, votes: dict[str, Verdict], *, rng_seed: Any,
+               membership: Mapping[str, int | None] | None = None) -> VoteTally:  # fmt: skip
+        """The tally of ``votes``. ``membership`` (voter -> class id over all votes, None: abstained) skips
+        the equivalence checks when many subsets of the same votes are counted."""
         assert self.problem is not None
         answer_type = self.problem.answer_type
         verdicts = list(votes.values())
-        groups = answer_classes([v.pred for v in verdicts], answer_type=answer_type)
+        if membership is None:
+            groups = answer_classes([v.pred for v in verdicts], answer_type=answer_type)
+        else:  # the same classes, ordered by first appearance among these votes as answer_classes orders them
+            by_class: dict[int, list[int]] = {}
+            for pos, agent in enumerate(votes):
+                if membership[agent] is not None:
+                    by_class.setdefault(int(membership[agent]), []).append(pos)  # type: ignore[arg-type]
+            groups = list(by_class.values())
         # (representative pred, votes, correct): a class is as right as its first member.
         classes = [(verdicts[g[0]].pred, len(g), verdicts[g[0]].correct) for g in groups]
         frozen = tuple((c[0], c[1], bool(c[2])) for c in classes)
@@ -232,6 +246,40 @@ class VotingEnv(TeamEnv):
         for agent in self.votes:
             rest = {a: v for a, v in self.votes.items() if a != agent}
             out[agent] = self._count(rest, rng_seed=(self._episode_seed, agent)).reward
+        return out
+
+    def coalition_rewards(self) -> dict[tuple[str, ...], float]:
+        """The joint reward of every subset of the voters who voted, re-counted from the recorded votes.
+
+        Keys are voter tuples in voting order, ``()`` included (no votes: ``reward_incorrect``). The full set
+        gives the episode's reward and each set of N − 1 the same value as :meth:`counterfactual_rewards`
+        (under ``tie_break="random"`` with the same seeds; other subsets draw with a seed from the episode
+        seed and the subset). Answer classes are formed once over all votes. 2^N counts, no decoding;
+        refused above :data:`MAX_COALITION_VOTERS` voters.
+        """
+        if self.tally is None:
+            raise RuntimeError("coalition_rewards() needs a finished episode: step every voter first")
+        voters = list(self.votes)
+        n = len(voters)
+        if n > MAX_COALITION_VOTERS:
+            raise ValueError(f"coalition_rewards() counts 2^N subsets; {n} voters is more than "
+                             f"MAX_COALITION_VOTERS={MAX_COALITION_VOTERS}: use leave-one-out credit instead")
+        assert self.problem is not None
+        groups = answer_classes([self.votes[a].pred for a in voters], answer_type=self.problem.answer_type)
+        membership: dict[str, int | None] = {a: None for a in voters}
+        for cid, members in enumerate(groups):
+            for pos in members:
+                membership[voters[pos]] = cid
+        out: dict[tuple[str, ...], float] = {(): float(self.reward_incorrect)}
+        for size in range(1, n + 1):
+            for subset in itertools.combinations(voters, size):
+                if size == n:
+                    out[subset] = float(self.tally.reward)
+                    continue
+                missing = [a for a in voters if a not in subset]
+                seed = (self._episode_seed, missing[0]) if size == n - 1 else (self._episode_seed, "coalition", subset)
+                out[subset] = self._count({a: self.votes[a] for a in subset}, rng_seed=seed,
+                                          membership=membership).reward
         return out
 
     def _outcome_lines(self) -> list[str]:
