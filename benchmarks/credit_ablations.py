@@ -29,6 +29,8 @@ arm                           what it is
 ``drmas_pooled``              Dr. MAS's "before": one mean and std over both agents' samples of a
                               prompt. Dr. MAS itself (agent-wise) is exactly ``shared`` (pinned by a
                               test): the default estimator already normalises per role
+``shared_8x1``, ``shared_2x4``  the same 8 joint answers per prompt split as 8 thoughts x 1 answer or
+``ccpo_tree_2x4``             2 x 4 instead of 4 x 2 (the tree needs m >= 2, so it has no 8 x 1)
 ============================  =====================================================================
 
 Protocol (fixed before the run; the defaults below):
@@ -69,6 +71,9 @@ Run::
     python benchmarks/credit_ablations.py --jobs 2 --arms shared ccpo_tree c3 magrpo drmas_pooled \
         --curve 0 0.25 0.5 0.7 --reuse benchmarks/results/credit_efficiency.json \
         --out benchmarks/results/credit_peers.json   # the peer methods; shared/ccpo_tree runs reused
+    python benchmarks/credit_ablations.py --jobs 2 --arms shared ccpo_tree shared_8x1 shared_2x4 ccpo_tree_2x4 \
+        --curve 0 0.25 0.5 0.7 --reuse benchmarks/results/credit_efficiency.json \
+        --out benchmarks/results/credit_split.json   # the n x m split
     python benchmarks/credit_ablations.py --quick               # smoke test
     python benchmarks/credit_ablations.py --summarise benchmarks/results/credit_ablations.json   # tables only
 """
@@ -98,9 +103,13 @@ ARMS: dict[str, tuple[str, list[str], int]] = {
     "c3": ("c3", [], 0),
     "magrpo": ("magrpo", [], 0),
     "drmas_pooled": ("drmas", ["credit.options={pooled: true}"], 0),
+    # the n x m split of one step's joint answers (n thoughts, m answers each; 4 x 2 by default)
+    "shared_8x1": ("shared", ["rollout.num_thoughts=8", "rollout.answers_per_thought=1"], 0),
+    "shared_2x4": ("shared", ["rollout.num_thoughts=2", "rollout.answers_per_thought=4"], 0),
+    "ccpo_tree_2x4": ("ccpo_tree", ["rollout.num_thoughts=2", "rollout.answers_per_thought=4"], 0),
 }
 #: extra paired comparisons beyond "arm - shared": (arm, reference), when both arms ran
-EXTRA_COMPARISONS = [("ccpo_tree_solo", "ccpo_tree"), ("c3", "ccpo_tree")]
+EXTRA_COMPARISONS = [("ccpo_tree_solo", "ccpo_tree"), ("c3", "ccpo_tree"), ("ccpo_tree_2x4", "ccpo_tree")]
 #: the arguments that define a run: stored runs are reused (--reuse) only when all of them match
 PROTOCOL = ("model", "budget", "prompts", "thoughts", "answers", "solo", "lr", "eval_universe", "eval_thoughts",
             "eval_answers", "curve", "set")

@@ -11,7 +11,8 @@ Two topologies are registered:
   from the problem alone); episodes group by prompt, and by (prompt, thought) for the Solver. It provides
   solo (Thinker-removed) rollouts, thought ids and ratings.
 - ``voting``: ``num_voters`` agents ``voter_0..`` that all play the one ``voter`` role; any voter can be
-  removed, and the leave-one-out re-count needs no decoding. It provides leave-one-out rewards.
+  removed, and the leave-one-out re-count needs no decoding. It provides leave-one-out rewards and the
+  reward of every coalition of voters (for Shapley values).
 """
 
 from __future__ import annotations

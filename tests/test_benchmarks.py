@@ -168,6 +168,15 @@ def test_credit_ablations_quick(load_bench, tmp_path):
         ab.reusable_runs(tmp_path / "result.json", {**res["args"], "budget": 1}, [("shared", 0)])
 
 
+def test_voting_credit_quick(load_bench, tmp_path):
+    res = _run(load_bench("voting_credit"), tmp_path, *ONE_THREAD, "--voters", "3")
+    assert set(res["summary"]["arms"]) == {"shared", "voting", "voting_shapley"}
+    assert set(res["summary"]["vs_shared/joint_acc"]) == {"voting", "voting_shapley"}
+    c = res["summary"]["vs_voting/joint_acc"]["voting_shapley"]
+    assert c["seeds"] == 2 and c["level"] == pytest.approx(1 - 0.05 / 3)
+    assert all(r["steps"] > 0 and 0 <= r["final"]["joint_acc"] <= 1 for r in res["runs"])
+
+
 def test_credit_assignment_summary_is_mean_and_std_over_seeds(load_bench) -> None:
     ca = load_bench("credit_assignment")
 

@@ -12,19 +12,20 @@ Pure numpy functions selectable by name (shared reward, the CCPO counterfactual 
 
 Built-in methods (``list_credits()``), with the roles they return already baselined:
 
-=============  =====================  ============================  ==============
-name           baselined roles        needs                         solo per prompt
-=============  =====================  ============================  ==============
-shared         -                      -                             0
-ccpo_paired    -                      solo, normalizer              one per joint episode
-ccpo_event     -                      solo                          k
-ccpo_tree      thinker                solo, thoughts, normalizer    k
-voting         all voters             loo                           0
-sepo           -                      ratings                       0
-c3             all roles              thoughts                      0
-magrpo         all roles              -                             0
-drmas          all roles              -                             0
-=============  =====================  ============================  ==============
+==============  =====================  ============================  ==============
+name            baselined roles        needs                         solo per prompt
+==============  =====================  ============================  ==============
+shared          -                      -                             0
+ccpo_paired     -                      solo, normalizer              one per joint episode
+ccpo_event      -                      solo                          k
+ccpo_tree       thinker                solo, thoughts, normalizer    k
+voting          all voters             loo                           0
+voting_shapley  -                      coalitions                    0
+sepo            -                      ratings                       0
+c3              all roles              thoughts                      0
+magrpo          all roles              -                             0
+drmas           all roles              -                             0
+==============  =====================  ============================  ==============
 
 ``c3``, ``magrpo`` and ``drmas`` are peers' methods (``peers.py`` says what each reduces to).
 """
