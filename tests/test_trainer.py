@@ -176,7 +176,8 @@ def test_trainer_errors_are_clear(tmp_path):
                                           r"methods for this topology: \[.*'ccpo_tree'"):
         make_trainer(tmp_path, "credit.method=voting")
     with pytest.raises(ConfigError, match=r"needs \['solo', 'thoughts'\], which env.topology='voting' cannot "
-                                          r"provide; methods for this topology: \['shared', 'voting'\]"):
+                                          r"provide; methods for this topology: \['drmas', 'magrpo', 'shared', 'voting', "
+                                          r"'voting_shapley'\]"):
         make_trainer(tmp_path, "env.topology=voting", "credit.method=ccpo_tree", topology="voting")
     # schedule x roles
     with pytest.raises(ConfigError, match="alternate' needs at least two trained roles"):
