@@ -138,6 +138,10 @@ class CreditConfig:
             (GRPO: ``(R − mean)/std`` over those k answers). The counterfactual rollouts then teach the Solver
             to solve alone instead of only feeding the credit. Needs a method with solo rollouts whose Solver
             credit is a reward, not a baselined advantage (e.g. ``ccpo_tree``, ``ccpo_event``). Default False.
+        thought_cost: a cost ``c`` per Thinker token, the same drift for every method (for a free-riding probe:
+            thinking is no longer free). Each thought's training reward gains ``−c·(ℓ_j − ℓ̄)``, ``ℓ_j`` its
+            length in tokens and ``ℓ̄`` the mean over the prompt's thoughts; centred so that it shifts baselined
+            and unbaselined credit alike and moves no prompt's mean. Think–Solve only. Default 0.0 (off).
     """
 
     method: str = "ccpo_tree"
@@ -147,6 +151,7 @@ class CreditConfig:
     rating_max_new_tokens: int = 48
     rating_template: str = "default"
     train_solo: bool = False
+    thought_cost: float = 0.0
 
     def __post_init__(self) -> None:
         from ccpo_agents.credit import get_credit
@@ -158,6 +163,8 @@ class CreditConfig:
         _check(0.0 < self.normalizer_decay < 1.0, "credit.normalizer_decay must be in (0, 1)")
         from ccpo_agents.credit.sepo import RATING_TEMPLATES
 
+        _check(self.thought_cost >= 0.0 and self.thought_cost == self.thought_cost,
+               f"credit.thought_cost must be >= 0 (a cost per Thinker token), got {self.thought_cost!r}")
         _check(self.rating_template in RATING_TEMPLATES,
                f"credit.rating_template={self.rating_template!r}; choose one of {sorted(RATING_TEMPLATES)}")
 

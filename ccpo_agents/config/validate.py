@@ -64,17 +64,19 @@ def check_config(cfg: Any) -> None:
 
     spec = get_credit(cfg.credit.method)
     missing = topology.missing(spec.needs)
-    if missing:
-        fitting = [m for m in list_credits() if not topology.missing(get_credit(m).needs)]
-        raise ConfigError(
-            f"credit.method={spec.name!r} needs {missing}, which env.topology={topology.name!r} cannot provide; "
-            f"methods for this topology: {fitting}"
-        )
+    if missing or not spec.fits(topology.roles, topology.provides):
+        fitting = [m for m in list_credits() if get_credit(m).fits(topology.roles, topology.provides)]
+        what = (f"needs {missing}, which env.topology={topology.name!r} cannot provide" if missing else
+                f"is written for the roles {list(spec.team)}, not env.topology={topology.name!r}'s {list(roles)}")
+        raise ConfigError(f"credit.method={spec.name!r} {what}; methods for this topology: {fitting}")
     if cfg.credit.train_solo:
         solo_methods = [m for m in list_credits() if get_credit(m).needs_solo and not get_credit(m).is_baselined("solver")]
         if not spec.needs_solo or spec.is_baselined("solver"):
             why = "samples no solo answers" if not spec.needs_solo else "gives the Solver a baselined advantage"
             raise ConfigError(f"credit.train_solo=true: credit.method={spec.name!r} {why}; methods it fits: {solo_methods}")
+    if cfg.credit.thought_cost > 0 and "thinker" not in roles:
+        raise ConfigError(f"credit.thought_cost={cfg.credit.thought_cost} charges the Thinker's tokens; "
+                          f"env.topology={topology.name!r} has no Thinker (roles {list(roles)}): set it to 0")
     allow_single = bool(cfg.credit.options.get("allow_single_answer", False))
     if spec.needs_thoughts and cfg.rollout.answers_per_thought < 2 and not allow_single:
         raise ConfigError(f"credit.method={spec.name!r} needs rollout.answers_per_thought >= 2 (m answers per thought)")

@@ -86,7 +86,7 @@ class CCPOPairedConfig:
     gate_clip: float = 20.0
 
 
-@register_credit("ccpo_paired", baselined_roles=(), needs=("solo",), num_solo="paired",
+@register_credit("ccpo_paired", team=DYAD_ROLES, baselined_roles=(), needs=("solo",), num_solo="paired",
                  needs_normalizer=True, config_cls=CCPOPairedConfig)
 def ccpo_paired(batch: CreditBatch, config: CCPOPairedConfig, normalizer: GlobalHistoryNormalizer) -> CreditResult:
     """Paper v1: history-normalised paired counterfactual credit (not baselined; estimators centre).
@@ -158,7 +158,7 @@ class CCPOEventConfig:
     lam: float = 0.2
 
 
-@register_credit("ccpo_event", baselined_roles=(), needs=("solo",), num_solo="per_prompt",
+@register_credit("ccpo_event", team=DYAD_ROLES, baselined_roles=(), needs=("solo",), num_solo="per_prompt",
                  config_cls=CCPOEventConfig)
 def ccpo_event(batch: CreditBatch, config: CCPOEventConfig) -> CreditResult:
     """Reference default: ``r_thinker = R_joint + λ·(helped − hurt)``, ``r_solver = R_joint``.
@@ -214,7 +214,8 @@ class CCPOTreeConfig:
             raise ValueError(f"CCPOTreeConfig.scale must be 'history' or 'none', got {self.scale!r}")
 
 
-@register_credit("ccpo_tree", baselined_roles=(T,), needs=("solo", "thoughts"), num_solo="per_prompt",
+@register_credit("ccpo_tree", team=DYAD_ROLES, baselined_roles=(T,), needs=("solo", "thoughts"),
+                 num_solo="per_prompt",
                  needs_normalizer=True, config_cls=CCPOTreeConfig)
 def ccpo_tree(batch: CreditBatch, config: CCPOTreeConfig, normalizer: GlobalHistoryNormalizer) -> CreditResult:
     """Ours: the Thinker's credit is ``Δ_j = V(t_j) − V_solo`` (baselined); the Solver's is

@@ -133,7 +133,7 @@ class C3Config:
             raise ValueError(f"C3Config.baseline must be one of {_BASELINES}, got {self.baseline!r}")
 
 
-@register_credit("c3", baselined_roles=("*",), needs=("thoughts",), config_cls=C3Config)
+@register_credit("c3", team=DYAD_ROLES, baselined_roles=("*",), needs=("thoughts",), config_cls=C3Config)
 def c3_credit(batch: CreditBatch, config: C3Config) -> CreditResult:
     """C3 (reward-only): each decision against the leave-one-out mean of its context-matched siblings.
 

@@ -4,11 +4,13 @@ Each entry declares what the trainer must know to plan a step:
 
 * which roles it returns **baselined** (already an advantage: estimators scale, never re-centre);
 * what extra inputs it **needs**: ``"solo"`` (Thinker-removed rollouts), ``"thoughts"`` (thought ids
-  with m ≥ 2 answers per thought), ``"ratings"`` (SEPO ratings), ``"loo"`` (leave-one-out rewards), ``"coalitions"`` (every subset's reward);
+  with m ≥ 2 answers per thought), ``"ratings"`` (SEPO ratings), ``"loo"`` (leave-one-out rewards),
+  ``"coalitions"`` (every subset's reward);
 * how many solo rollouts per prompt (``num_solo``): ``"none"``, ``"paired"`` (one per joint
   episode, paired by index) or ``"per_prompt"`` (any k ≥ 1, the trainer's choice);
 * whether it keeps state in a :class:`GlobalHistoryNormalizer` (``needs_normalizer``);
-* its typed config dataclass.
+* its typed config dataclass;
+* the team it is written for (``team``, e.g. the Think–Solve roles; empty: any team).
 
 Add your own in a few lines::
 
@@ -76,6 +78,7 @@ class CreditSpec:
         needs_normalizer: True if the method keeps cross-batch state in a normalizer.
         config_cls: the method's config dataclass.
         description: first line of the function's docstring.
+        team: the training roles the method is written for (e.g. ``("thinker", "solver")``); empty: any team.
     """
 
     name: str
@@ -86,12 +89,17 @@ class CreditSpec:
     needs_normalizer: bool = False
     config_cls: type = NoConfig
     description: str = ""
+    team: tuple[str, ...] = ()
     _params: frozenset[str] = field(default=frozenset(), repr=False)
 
     needs_solo = property(lambda self: "solo" in self.needs, doc="Needs Thinker-removed (solo) rollouts.")
     needs_ratings = property(lambda self: "ratings" in self.needs, doc="Needs SEPO ratings.")
     needs_loo = property(lambda self: "loo" in self.needs, doc="Needs leave-one-out rewards.")
     needs_thoughts = property(lambda self: "thoughts" in self.needs, doc="Needs m >= 2 answers per thought.")
+
+    def fits(self, roles: Iterable[str], provides: Iterable[str]) -> bool:
+        """Whether a team with these training ``roles`` that can ``provide`` these inputs can run the method."""
+        return self.needs <= set(provides) and (not self.team or set(self.team) == set(roles))
 
     def is_baselined(self, role: str) -> bool:
         """Whether ``role``'s credit is declared as an already-baselined advantage."""
@@ -195,6 +203,7 @@ def register_credit(
     num_solo: str | None = None,
     needs_normalizer: bool = False,
     config_cls: type | None = None,
+    team: Iterable[str] = (),
     overwrite: bool = False,
 ) -> Any:
     """Register a credit assigner under ``name``; usable as a decorator or a plain call.
@@ -208,6 +217,8 @@ def register_credit(
             ``"solo"`` is needed, else ``"none"``.
         needs_normalizer: the method requires a :class:`GlobalHistoryNormalizer` argument.
         config_cls: a dataclass of the method's options (default: no options).
+        team: the training roles the method is written for (default: any team); a topology with other roles
+            is refused at config time.
         overwrite: replace an existing entry instead of raising.
     """
     needs_set = frozenset(needs)
@@ -240,6 +251,7 @@ def register_credit(
             needs_normalizer=needs_normalizer,
             config_cls=config_cls or NoConfig,
             description=(inspect.getdoc(f) or "").split("\n", 1)[0],
+            team=tuple(team),
             _params=frozenset(p for p in ("config", "normalizer") if p in params),
         ), overwrite=True)
         return f

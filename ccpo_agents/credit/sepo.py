@@ -166,7 +166,7 @@ class SEPOConfig:
             raise ValueError(f"SEPOConfig.eta must be in [0, 1], got {self.eta}")
 
 
-@register_credit("sepo", baselined_roles=(), needs=("ratings",), config_cls=SEPOConfig)
+@register_credit("sepo", team=DYAD_ROLES, baselined_roles=(), needs=("ratings",), config_cls=SEPOConfig)
 def sepo(batch: CreditBatch, config: SEPOConfig) -> CreditResult:
     """Verifier reward plus a group-centred self/peer-rated share bonus (not baselined)."""
     if set(batch.roles) != set(DYAD_ROLES):

@@ -17,7 +17,7 @@ from ccpo_agents.credit import CreditResult
 from ccpo_env.records import Episode, Generation
 from ccpo_env.topology import SOLVER, THINKER, VOTER, Topology
 
-__all__ = ["RoleBatch", "add_solo_answers", "build_role_batches"]
+__all__ = ["RoleBatch", "add_solo_answers", "apply_thought_cost", "build_role_batches"]
 
 
 @dataclass
@@ -142,3 +142,21 @@ def add_solo_answers(batch: RoleBatch, solo: list[Episode], agent: str, *, rewar
         n += 1
     return n
 
+
+
+def apply_thought_cost(batch: RoleBatch, cost: float) -> float:
+    """Charge ``cost`` per token to the Thinker's samples, centred per group (``credit.thought_cost``).
+
+    Sample j's reward gains ``−cost·(ℓ_j − ℓ̄_g)``: ``ℓ_j`` is its length in tokens, ``ℓ̄_g`` the mean over the
+    samples of its group (the prompt's thoughts). Returns the mean length.
+    """
+    lengths = np.array([len(g.token_ids or []) for g in batch.generations], dtype=np.float64)
+    if not len(lengths) or cost == 0:
+        return float(lengths.mean()) if len(lengths) else 0.0
+    keys = [_key(k) for k in batch.group_keys]
+    means: dict[Any, list[float]] = {}
+    for k, n in zip(keys, lengths):
+        means.setdefault(k, []).append(float(n))
+    centred = lengths - np.array([np.mean(means[k]) for k in keys])
+    batch.rewards = [float(r - cost * d) for r, d in zip(batch.rewards, centred)]
+    return float(lengths.mean())

@@ -51,7 +51,7 @@ from ccpo_agents.trainer.fsdp import (
 )
 from ccpo_agents.trainer.logging import MetricsLogger, plot_curves
 from ccpo_agents.trainer.memory import peak_memory_mb, reset_peak_memory
-from ccpo_agents.trainer.samples import add_solo_answers, build_role_batches
+from ccpo_agents.trainer.samples import add_solo_answers, apply_thought_cost, build_role_batches
 from ccpo_agents.trainer.update import RoleUpdate, update_role
 from ccpo_env import rollout
 from ccpo_env.seeding import stable_seed
@@ -320,6 +320,8 @@ class Trainer:
             solver_agent = next(a for a in self.agents if self.topology.role_of(a) == SOLVER)
             low, high = self.config.env.reward_incorrect, self.config.env.reward_correct
             add_solo_answers(batches[SOLVER], solo, solver_agent, reward_low=low, reward_high=high)
+        if self.config.credit.thought_cost > 0 and THINKER in batches:  # thinking is not free (a probe's drift)
+            apply_thought_cost(batches[THINKER], self.config.credit.thought_cost)
         t2 = time.perf_counter()
 
         metrics: dict[str, Any] = {"step": step + 1, "data_position": self.data_position + self.config.rollout.prompts_per_step}
