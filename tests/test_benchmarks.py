@@ -168,6 +168,14 @@ def test_credit_ablations_quick(load_bench, tmp_path):
         ab.reusable_runs(tmp_path / "result.json", {**res["args"], "budget": 1}, [("shared", 0)])
 
 
+def test_freeride_probe_quick(load_bench, tmp_path):
+    res = _run(load_bench("freeride_probe"), tmp_path, *ONE_THREAD)
+    assert set(res["summary"]["arms"]) == {"solver_only", "shared", "ccpo_tree"}
+    assert set(res["summary"]["vs_shared/contribution"]) == {"solver_only", "ccpo_tree"}
+    assert all(r["final"]["thought_len"] > 0 and r["curve"] for r in res["runs"])
+    assert res["args"]["cost"] == 0.05 and (tmp_path / "result.png").stat().st_size > 0
+
+
 def test_voting_credit_quick(load_bench, tmp_path):
     res = _run(load_bench("voting_credit"), tmp_path, *ONE_THREAD, "--voters", "3")
     assert set(res["summary"]["arms"]) == {"shared", "voting", "voting_shapley"}

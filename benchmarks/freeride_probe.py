@@ -1,0 +1,196 @@
+"""A free-riding probe that can bite: separate Thinker and Solver weights, a thought cost, a positive control.
+
+Shared reward lets a partner coast when the other can succeed alone. The earlier probe could not show that: one
+network played both roles and thinking cost nothing. Here (on the second task, where the Solver alone is often
+right, from ``arith-warmstart-freeride``):
+
+- the Thinker and the Solver have **separate weights** (``policy.parameterisation=separate``);
+- thinking **costs** ``credit.thought_cost`` per token (centred per prompt, the same drift for every arm);
+- the **positive control** ``solver_only`` gives the Thinker no credit from the outcome, so the cost is the only
+  signal on it: its thoughts must collapse within the budget, or the probe cannot detect free-riding.
+
+A pilot (one seed, 100,000 tokens) chose the cost before the study: at 0.01 the control's thoughts went from 7.1
+to 1.0 tokens and its contribution from +9.8 to +0.4 points, while ``shared`` kept 6.8-token thoughts at 0.01
+and at 0.05. The study uses 0.05, the stronger drift on the methods under test (under GRPO the control's
+collapse does not depend on the cost's size: its only signal is normalised per prompt).
+
+Arms: ``solver_only`` (the control), ``shared``, ``ccpo_tree``; 5 paired seeds each. Measured at the budget on
+the 306 distinct test problems (2 thoughts × 1 answer and 2 solo answers each): the Thinker's **contribution**
+(joint − solo accuracy, paired per problem), joint and solo accuracy, **thought quality** (the share of
+thoughts holding the right intermediate step, ``arith_thought_correct``) and the thought length over training.
+Each arm against ``shared``, paired by seed, at the Bonferroni level 1 − 0.05/2.
+
+Run::
+
+    python benchmarks/freeride_probe.py --jobs 2      # 15 runs
+    python benchmarks/freeride_probe.py --quick       # smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from credit_ablations import compare, distinct_problems  # sibling scripts (benchmarks/ is on sys.path)
+from credit_assignment import run_tasks
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ARMS = ("solver_only", "shared", "ccpo_tree")
+METRICS = ("contribution", "joint_acc", "solo_acc", "thought_ok", "thought_len")
+
+
+def run_arm(arm: str, seed: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Train one (arm, seed) until the budget is spent; measure the Thinker's contribution and its thoughts."""
+    from ccpo_agents.config import load_config
+    from ccpo_agents.envs import build_env
+    from ccpo_agents.evaluation import evaluate_env
+    from ccpo_agents.trainer import Trainer
+    from ccpo_env.data import arith_thought_correct
+
+    over = ["train.progress=false", "train.plot=false", "train.tensorboard=false", "eval.limit=0",
+            f"policy.model={args.model}", "policy.parameterisation=separate",
+            "env.dataset_options={level: [1], variant: freeride}", f"rollout.prompts_per_step={args.prompts}",
+            f"rollout.num_thoughts={args.thoughts}", f"rollout.answers_per_thought={args.answers}",
+            f"rollout.num_solo={args.solo}", f"optim.lr={args.lr}", f"train.steps={10**6}",
+            f"credit.method={arm}", f"credit.thought_cost={args.cost}", f"train.seed={seed}",
+            f"train.output_dir={workdir / f'{arm}-{seed}'}"]
+    cfg = load_config(overrides=over)
+    trainer = Trainer(cfg)
+    env = build_env(cfg.env, split="test")
+    problems = distinct_problems(env, args.eval_universe)
+
+    def measure() -> dict[str, float]:
+        r = evaluate_env(env, trainer.policies(), problems=problems, num_samples=2, answers_per_thought=1, num_solo=2,
+                         seed=999, thought_check=arith_thought_correct)
+        return {"contribution": r["contribution"], "joint_acc": r["pass@1"], "solo_acc": r["solo_pass@1"],
+                "thought_ok": r["thought_ok"]}
+
+    start = measure()
+    tokens, lengths, curve = 0.0, [], []
+    while tokens < args.budget:
+        m = trainer.train_step()
+        tokens += m["perf/generated_tokens"]
+        lengths.append(m["thinker/response_len"])
+        curve.append({"tokens": tokens, "thought_len": m["thinker/response_len"]})
+    final = {**measure(), "thought_len": float(np.mean(lengths[-5:]))}
+    start["thought_len"] = float(lengths[0])
+    return {"arm": arm, "seed": seed, "steps": trainer.step, "tokens": tokens, "eval_problems": len(problems),
+            "start": start, "final": final, "curve": curve}
+
+
+def _run_task(task: tuple[str, int], args: dict[str, Any], workdir: str, threads: int) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(threads)
+    return run_arm(*task, argparse.Namespace(**args), Path(workdir))
+
+
+def summarise(runs: list[dict[str, Any]], arms: list[str]) -> dict[str, Any]:
+    rows = {}
+    for arm in arms:
+        rs = [r for r in runs if r["arm"] == arm]
+        rows[arm] = {"seeds": len(rs), "steps": float(np.mean([r["steps"] for r in rs]))}
+        for k in METRICS:
+            v = np.array([r["final"][k] for r in rs])
+            rows[arm][k] = float(v.mean())
+            rows[arm][k + "_sd"] = float(v.std(ddof=1)) if len(v) > 1 else 0.0
+            rows[arm]["start_" + k] = float(np.mean([r["start"][k] for r in rs]))
+    out: dict[str, Any] = {"arms": rows}
+    for metric in METRICS:
+        out[f"vs_shared/{metric}"] = compare(runs, metric, arms, k=len(arms) - 1)
+    return out
+
+
+def print_tables(summary: dict[str, Any]) -> None:
+    print(f"\n{'arm':<12}{'seeds':>6}{'contribution':>16}{'joint':>12}{'solo':>12}{'thought ok':>13}{'thought len':>14}")
+    for arm, r in summary["arms"].items():
+        cells = "".join(f"{100 * r[k]:>8.1f}±{100 * r[k + '_sd']:4.1f}" if k != "thought_len" else
+                        f"{r[k]:>9.1f}±{r[k + '_sd']:3.1f}" for k in METRICS)
+        print(f"{arm:<12}{r['seeds']:>6}{cells}   (start: contribution {100 * r['start_contribution']:.1f}, "
+              f"thought len {r['start_thought_len']:.1f})")
+    for name, table in summary.items():
+        if name == "arms":
+            continue
+        scale = 1 if name.endswith("thought_len") else 100
+        print(f"\n{name}: arm − shared, paired by seed (Bonferroni-adjusted)")
+        for arm, c in table.items():
+            verdict = "" if scale == 1 else c["verdict"]  # the ±3-point equivalence margin is for accuracies
+            print(f"  {arm:<12} {scale * c['mean_diff']:+7.2f}  t [{scale * c['t_ci'][0]:+.2f}, "
+                  f"{scale * c['t_ci'][1]:+.2f}]  {verdict}")
+
+
+def plot(runs: list[dict[str, Any]], arms: list[str], path: Path) -> None:
+    """Seed-mean thought length against generated tokens per arm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for arm in arms:
+        rs = [r for r in runs if r["arm"] == arm]
+        n = min(len(r["curve"]) for r in rs)
+        x = np.mean([[c["tokens"] for c in r["curve"][:n]] for r in rs], axis=0)
+        y = np.mean([[c["thought_len"] for c in r["curve"][:n]] for r in rs], axis=0)
+        ax.plot(x / 1000, y, label=arm)
+    ax.set_xlabel("generated tokens (thousands)")
+    ax.set_ylabel("Thinker message length (tokens, seed mean)")
+    ax.set_title("Free-riding probe: thought length under a thought cost")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny budget, two seeds: a smoke test")
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--cost", type=float, default=0.05, help="credit.thought_cost (default %(default)s)")
+    p.add_argument("--model", default="arith-warmstart-freeride")
+    p.add_argument("--budget", type=float, default=100000)
+    p.add_argument("--prompts", type=int, default=8)
+    p.add_argument("--thoughts", type=int, default=4)
+    p.add_argument("--answers", type=int, default=2)
+    p.add_argument("--solo", type=int, default=4)
+    p.add_argument("--lr", type=float, default=3e-5)
+    p.add_argument("--eval-universe", type=int, default=4000)
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--out", type=Path, default=RESULTS / "freeride_probe.json")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.seeds, args.budget, args.prompts, args.thoughts, args.solo, args.eval_universe = 2, 600, 2, 2, 2, 8
+    if "shared" not in args.arms:
+        p.error("--arms must include the reference arm 'shared'")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    tasks = [(arm, seed) for seed in range(args.seeds) for arm in args.arms]
+    threads = max(1, (args.threads or os.cpu_count() or 1) // max(1, args.jobs))
+    t0 = time.perf_counter()
+
+    def report(r: dict[str, Any]) -> None:
+        f = r["final"]
+        print(f"[{time.perf_counter() - t0:6.0f}s] {r['arm']:<12} seed {r['seed']}: contribution "
+              f"{r['start']['contribution']:+.3f} -> {f['contribution']:+.3f}, thought len {r['start']['thought_len']:.1f}"
+              f" -> {f['thought_len']:.1f}, joint {f['joint_acc']:.3f} ({r['steps']} steps)", flush=True)
+
+    runs = run_tasks(_run_task, tasks, vars(args), jobs=args.jobs, threads=threads, report=report)
+    summary = summarise(runs, args.arms)
+    print_tables(summary)
+    result = {"benchmark": "freeride_probe", "args": vars(args), "summary": summary, "runs": runs,
+              "seconds": time.perf_counter() - t0}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1, default=str))
+    plot(runs, args.arms, args.out.with_suffix(".png"))
+    print(f"\nwrote {args.out} and {args.out.with_suffix('.png')}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
