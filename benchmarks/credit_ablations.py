@@ -81,6 +81,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -207,11 +208,31 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, workdir: Path) -> dic
             "train_cpu": cpu, "eval_problems": len(problems), "final": final, "curve": curve}
 
 
-def _run_task(task: tuple[str, int], args: dict[str, Any], workdir: str, threads: int) -> dict[str, Any]:
+def run_with_threads(run: Any, task: tuple[str, int], args: dict[str, Any], workdir: str, threads: int) -> dict[str, Any]:
+    """A ``run_tasks`` worker: ``run(arm, seed, Namespace(**args), Path(workdir))`` on ``threads`` torch threads.
+    Bind ``run`` with ``functools.partial`` (both must be module-level, to be pickled into spawned processes)."""
     import torch
 
     torch.set_num_threads(threads)
-    return run_arm(*task, argparse.Namespace(**args), Path(workdir))
+    return run(*task, argparse.Namespace(**args), Path(workdir))
+
+
+def arm_rows(runs: list[dict[str, Any]], arms: list[str], metrics: tuple[str, ...] | None = None,
+             extra: tuple[str, ...] = ("steps",)) -> dict[str, dict[str, float]]:  # fmt: skip
+    """Per arm: the seed count, mean and sample std of each final ``metric`` (default: all of them) and the
+    mean of each ``extra`` run field."""
+    rows = {}
+    for arm in arms:
+        rs = [r for r in runs if r["arm"] == arm]
+        row: dict[str, float] = {"seeds": len(rs)}
+        for k in metrics or tuple(rs[0]["final"]):
+            vals = np.array([r["final"][k] for r in rs])
+            row[k] = float(vals.mean())
+            row[k + "_sd"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+        for k in extra:
+            row[k] = float(np.mean([r[k] for r in rs]))
+        rows[arm] = row
+    return rows
 
 
 def compare(runs: list[dict[str, Any]], metric: str, arms: list[str], reps: int = 10000, *,
@@ -286,17 +307,7 @@ def token_efficiency(runs: list[dict[str, Any]], arm: str, baseline: str = BASEL
 
 
 def summarise(runs: list[dict[str, Any]], arms: list[str]) -> dict[str, Any]:
-    rows = {}
-    for arm in arms:
-        rs = [r for r in runs if r["arm"] == arm]
-        row: dict[str, float] = {"seeds": len(rs)}
-        for k in rs[0]["final"]:
-            vals = np.array([r["final"][k] for r in rs])
-            row[k] = float(vals.mean())
-            row[k + "_sd"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
-        for k in ("steps", "train_wall", "train_cpu"):
-            row[k] = float(np.mean([r[k] for r in rs]))
-        rows[arm] = row
+    rows = arm_rows(runs, arms, extra=("steps", "train_wall", "train_cpu"))
     extra = [(a, b) for a, b in EXTRA_COMPARISONS if a in arms and b in arms]
     k = len([a for a in arms if a != BASELINE]) + len(extra)  # every comparison shares the Bonferroni budget
     metrics = ("joint_acc", "greedy_joint_acc", "solo_acc")
@@ -436,7 +447,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         todo = [check] + [t for t in tasks if t not in reused]
     else:
         todo = tasks
-    fresh = dict(zip(todo, run_tasks(_run_task, todo, vars(args), jobs=args.jobs, threads=threads, report=report)))
+    fresh = dict(zip(todo, run_tasks(functools.partial(run_with_threads, run_arm), todo, vars(args), jobs=args.jobs, threads=threads, report=report)))
     if reused:
         if not same_run(fresh[check], reused[check]):
             raise SystemExit(f"--reuse: {check[0]} seed {check[1]} did not reproduce {args.reuse} on this machine "

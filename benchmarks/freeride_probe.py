@@ -29,6 +29,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import time
@@ -36,7 +37,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from credit_ablations import compare, distinct_problems  # sibling scripts (benchmarks/ is on sys.path)
+from credit_ablations import (  # sibling scripts (benchmarks/ is on sys.path)
+    arm_rows,
+    compare,
+    distinct_problems,
+    run_with_threads,
+)
 from credit_assignment import run_tasks
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -83,23 +89,11 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, workdir: Path) -> dic
             "start": start, "final": final, "curve": curve}
 
 
-def _run_task(task: tuple[str, int], args: dict[str, Any], workdir: str, threads: int) -> dict[str, Any]:
-    import torch
-
-    torch.set_num_threads(threads)
-    return run_arm(*task, argparse.Namespace(**args), Path(workdir))
-
-
 def summarise(runs: list[dict[str, Any]], arms: list[str]) -> dict[str, Any]:
-    rows = {}
+    rows = arm_rows(runs, arms, METRICS)
     for arm in arms:
-        rs = [r for r in runs if r["arm"] == arm]
-        rows[arm] = {"seeds": len(rs), "steps": float(np.mean([r["steps"] for r in rs]))}
         for k in METRICS:
-            v = np.array([r["final"][k] for r in rs])
-            rows[arm][k] = float(v.mean())
-            rows[arm][k + "_sd"] = float(v.std(ddof=1)) if len(v) > 1 else 0.0
-            rows[arm]["start_" + k] = float(np.mean([r["start"][k] for r in rs]))
+            rows[arm]["start_" + k] = float(np.mean([r["start"][k] for r in runs if r["arm"] == arm]))
     out: dict[str, Any] = {"arms": rows}
     for metric in METRICS:
         out[f"vs_shared/{metric}"] = compare(runs, metric, arms, k=len(arms) - 1)
@@ -180,7 +174,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"{r['start']['contribution']:+.3f} -> {f['contribution']:+.3f}, thought len {r['start']['thought_len']:.1f}"
               f" -> {f['thought_len']:.1f}, joint {f['joint_acc']:.3f} ({r['steps']} steps)", flush=True)
 
-    runs = run_tasks(_run_task, tasks, vars(args), jobs=args.jobs, threads=threads, report=report)
+    runs = run_tasks(functools.partial(run_with_threads, run_arm), tasks, vars(args), jobs=args.jobs, threads=threads, report=report)
     summary = summarise(runs, args.arms)
     print_tables(summary)
     result = {"benchmark": "freeride_probe", "args": vars(args), "summary": summary, "runs": runs,

@@ -33,14 +33,19 @@ Run::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from credit_ablations import compare, distinct_problems  # sibling scripts (benchmarks/ is on sys.path)
+from credit_ablations import (  # sibling scripts (benchmarks/ is on sys.path)
+    arm_rows,
+    compare,
+    distinct_problems,
+    run_with_threads,
+)
 from credit_assignment import run_tasks
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -78,22 +83,9 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, workdir: Path) -> dic
             "eval_problems": len(problems), "final": final}
 
 
-def _run_task(task: tuple[str, int], args: dict[str, Any], workdir: str, threads: int) -> dict[str, Any]:
-    import torch
-
-    torch.set_num_threads(threads)
-    return run_arm(*task, argparse.Namespace(**args), Path(workdir))
-
-
 def summarise(runs: list[dict[str, Any]], arms: list[str]) -> dict[str, Any]:
     """Per-arm means and the three Bonferroni-adjusted paired comparisons."""
-    rows = {}
-    for arm in arms:
-        rs = [r for r in runs if r["arm"] == arm]
-        rows[arm] = {"seeds": len(rs), "steps": float(np.mean([r["steps"] for r in rs]))}
-        for k in ("joint_acc", "solo_acc"):
-            v = np.array([r["final"][k] for r in rs])
-            rows[arm][k], rows[arm][k + "_sd"] = float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+    rows = arm_rows(runs, arms, ("joint_acc", "solo_acc"))
     k = len(arms) - 1 + (EXTRA[0] in arms and EXTRA[1] in arms)
     out: dict[str, Any] = {"arms": rows}
     for metric in ("joint_acc", "solo_acc"):
@@ -147,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"[{time.perf_counter() - t0:6.0f}s] {r['arm']:<16} seed {r['seed']}: team {r['final']['joint_acc']:.3f} "
               f"one voter {r['final']['solo_acc']:.3f} ({r['steps']} steps)", flush=True)
 
-    runs = run_tasks(_run_task, tasks, vars(args), jobs=args.jobs, threads=threads, report=report)
+    runs = run_tasks(functools.partial(run_with_threads, run_arm), tasks, vars(args), jobs=args.jobs, threads=threads, report=report)
     summary = summarise(runs, args.arms)
     print_tables(summary)
     result = {"benchmark": "voting_credit", "args": vars(args), "summary": summary, "runs": runs,
