@@ -81,11 +81,13 @@ Run::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import math
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +147,19 @@ def distinct_problems(env: Any, limit: int) -> list[int]:
     return list(seen.values())
 
 
+@contextlib.contextmanager
+def greedy_decoding(policies: dict[str, Any]) -> Iterator[None]:
+    """Within the block every policy decodes greedily; their sampling settings come back afterwards."""
+    saved = {id(p): p.generation for p in policies.values()}
+    try:
+        for p in dict.fromkeys(policies.values()):
+            p.generation = p.generation.replace(do_sample=False)
+        yield
+    finally:
+        for p in policies.values():
+            p.generation = saved[id(p)]
+
+
 def evaluate(trainer: Any, env: Any, problems: list[int], args: argparse.Namespace,
              joint_only: bool = False) -> dict[str, float]:  # fmt: skip
     """Joint/solo accuracy at T = 1 (``thoughts × answers`` per problem) and at greedy decoding; with
@@ -159,14 +174,8 @@ def evaluate(trainer: Any, env: Any, problems: list[int], args: argparse.Namespa
     r = evaluate_env(env, policies, problems=problems, num_samples=args.eval_thoughts,
                      answers_per_thought=args.eval_answers, num_solo=args.eval_thoughts, seed=999)
     out = {"joint_acc": r["pass@1"], "joint_se": r["pass@1_se"], "solo_acc": r["solo_pass@1"]}
-    saved = {id(p): p.generation for p in policies.values()}
-    try:
-        for p in dict.fromkeys(policies.values()):
-            p.generation = p.generation.replace(do_sample=False)
+    with greedy_decoding(policies):
         g = evaluate_env(env, policies, problems=problems, num_samples=1, num_solo=1, seed=999)
-    finally:
-        for p in policies.values():
-            p.generation = saved[id(p)]
     out.update(greedy_joint_acc=g["pass@1"], greedy_solo_acc=g["solo_pass@1"])
     return out
 

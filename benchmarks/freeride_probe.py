@@ -17,7 +17,8 @@ collapse does not depend on the cost's size: its only signal is normalised per p
 Arms: ``solver_only`` (the control), ``shared``, ``ccpo_tree``; 5 paired seeds each. Measured at the budget on
 the 306 distinct test problems (2 thoughts × 1 answer and 2 solo answers each): the Thinker's **contribution**
 (joint − solo accuracy, paired per problem), joint and solo accuracy, **thought quality** (the share of
-thoughts holding the right intermediate step, ``arith_thought_correct``) and the thought length over training.
+thoughts holding the right intermediate step, ``arith_thought_correct``) and the thought length over training;
+the contribution, joint accuracy and thought quality also under greedy decoding (1 thought, 1 solo answer).
 Each arm against ``shared``, paired by seed, at the Bonferroni level 1 − 0.05/2.
 
 Run::
@@ -41,13 +42,15 @@ from credit_ablations import (  # sibling scripts (benchmarks/ is on sys.path)
     arm_rows,
     compare,
     distinct_problems,
+    greedy_decoding,
     run_with_threads,
 )
 from credit_assignment import run_tasks
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ARMS = ("solver_only", "shared", "ccpo_tree")
-METRICS = ("contribution", "joint_acc", "solo_acc", "thought_ok", "thought_len")
+METRICS = ("contribution", "joint_acc", "solo_acc", "thought_ok", "thought_len", "greedy_contribution",
+           "greedy_joint_acc", "greedy_thought_ok")
 
 
 def run_arm(arm: str, seed: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -71,10 +74,15 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, workdir: Path) -> dic
     problems = distinct_problems(env, args.eval_universe)
 
     def measure() -> dict[str, float]:
-        r = evaluate_env(env, trainer.policies(), problems=problems, num_samples=2, answers_per_thought=1, num_solo=2,
+        policies = trainer.policies()
+        r = evaluate_env(env, policies, problems=problems, num_samples=2, answers_per_thought=1, num_solo=2,
                          seed=999, thought_check=arith_thought_correct)
+        with greedy_decoding(policies):
+            g = evaluate_env(env, policies, problems=problems, num_samples=1, num_solo=1, seed=999,
+                             thought_check=arith_thought_correct)
         return {"contribution": r["contribution"], "joint_acc": r["pass@1"], "solo_acc": r["solo_pass@1"],
-                "thought_ok": r["thought_ok"]}
+                "thought_ok": r["thought_ok"], "greedy_contribution": g["contribution"],
+                "greedy_joint_acc": g["pass@1"], "greedy_thought_ok": g["thought_ok"]}
 
     start = measure()
     tokens, lengths, curve = 0.0, [], []
@@ -101,10 +109,12 @@ def summarise(runs: list[dict[str, Any]], arms: list[str]) -> dict[str, Any]:
 
 
 def print_tables(summary: dict[str, Any]) -> None:
-    print(f"\n{'arm':<12}{'seeds':>6}{'contribution':>16}{'joint':>12}{'solo':>12}{'thought ok':>13}{'thought len':>14}")
+    heads = ("contribution", "joint", "solo", "thought ok", "thought len", "greedy contr.", "greedy joint",
+             "greedy ok")
+    print(f"\n{'arm':<12}{'seeds':>6}" + "".join(f"{h:>14}" for h in heads))
     for arm, r in summary["arms"].items():
-        cells = "".join(f"{100 * r[k]:>8.1f}±{100 * r[k + '_sd']:4.1f}" if k != "thought_len" else
-                        f"{r[k]:>9.1f}±{r[k + '_sd']:3.1f}" for k in METRICS)
+        cells = "".join(f"{100 * r[k]:>9.1f}±{100 * r[k + '_sd']:4.1f}" if k != "thought_len" else
+                        f"{r[k]:>10.1f}±{r[k + '_sd']:3.1f}" for k in METRICS)
         print(f"{arm:<12}{r['seeds']:>6}{cells}   (start: contribution {100 * r['start_contribution']:.1f}, "
               f"thought len {r['start_thought_len']:.1f})")
     for name, table in summary.items():
