@@ -14,16 +14,19 @@ to 1.0 tokens and its contribution from +9.8 to +0.4 points, while ``shared`` ke
 and at 0.05. The study uses 0.05, the stronger drift on the methods under test (under GRPO the control's
 collapse does not depend on the cost's size: its only signal is normalised per prompt).
 
-Arms: ``solver_only`` (the control), ``shared``, ``ccpo_tree``; 5 paired seeds each. Measured at the budget on
+Arms: ``solver_only`` (the control), ``shared``, ``ccpo_tree``; 10 paired seeds each. Measured at the budget on
 the 306 distinct test problems (2 thoughts × 1 answer and 2 solo answers each): the Thinker's **contribution**
 (joint − solo accuracy, paired per problem), joint and solo accuracy, **thought quality** (the share of
 thoughts holding the right intermediate step, ``arith_thought_correct``) and the thought length over training;
-the contribution, joint accuracy and thought quality also under greedy decoding (1 thought, 1 solo answer).
+the contribution, joint accuracy and thought quality also under greedy decoding (1 thought, 1 solo answer);
+the **Solver with an oracle thought** (the right intermediate steps written for it: its skill at using a perfect
+thought, 2 answers per problem at T = 1, 1 greedy). The T = 1 contribution, accuracies and thought quality are
+also taken at 1/3 and 2/3 of the budget (``--curve``), for the contribution over training.
 Each arm against ``shared``, paired by seed, at the Bonferroni level 1 − 0.05/2.
 
 Run::
 
-    python benchmarks/freeride_probe.py --jobs 2      # 15 runs
+    python benchmarks/freeride_probe.py --jobs 2 --seeds 10    # 30 runs
     python benchmarks/freeride_probe.py --quick       # smoke test
 """
 
@@ -49,8 +52,20 @@ from credit_assignment import run_tasks
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ARMS = ("solver_only", "shared", "ccpo_tree")
-METRICS = ("contribution", "joint_acc", "solo_acc", "thought_ok", "thought_len", "greedy_contribution",
-           "greedy_joint_acc", "greedy_thought_ok")
+METRICS = ("contribution", "joint_acc", "solo_acc", "thought_ok", "oracle_acc", "thought_len",
+           "greedy_contribution", "greedy_joint_acc", "greedy_thought_ok", "greedy_oracle_acc")
+
+
+def oracle_thinker(env: Any, problems: list[int]) -> Any:
+    """A Thinker policy that writes the right intermediate steps (``arith_oracle_thought``) for ``problems``:
+    with it, joint accuracy is the Solver's skill at using a perfect thought."""
+    from ccpo_env.data import arith_oracle_thought
+
+    thoughts = {}
+    for i in problems:
+        env.reset(seed=0, options={"problem": i})
+        thoughts[str(env.observe("thinker"))] = arith_oracle_thought(env.dataset[i])
+    return lambda observations: [thoughts[str(o)] for o in observations]
 
 
 def run_arm(arm: str, seed: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -73,20 +88,33 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, workdir: Path) -> dic
     env = build_env(cfg.env, split="test")
     problems = distinct_problems(env, args.eval_universe)
 
-    def measure() -> dict[str, float]:
+    oracle = oracle_thinker(env, problems)
+
+    def measure(full: bool = True) -> dict[str, float]:
         policies = trainer.policies()
         r = evaluate_env(env, policies, problems=problems, num_samples=2, answers_per_thought=1, num_solo=2,
                          seed=999, thought_check=arith_thought_correct)
+        out = {"contribution": r["contribution"], "joint_acc": r["pass@1"], "solo_acc": r["solo_pass@1"],
+               "thought_ok": r["thought_ok"]}
+        if not full:  # a point on the way: the T = 1 measures only
+            return out
+        with_oracle = {**policies, "thinker": oracle}
+        o = evaluate_env(env, with_oracle, problems=problems, num_samples=2, diagnostic=False, seed=999)
         with greedy_decoding(policies):
             g = evaluate_env(env, policies, problems=problems, num_samples=1, num_solo=1, seed=999,
                              thought_check=arith_thought_correct)
-        return {"contribution": r["contribution"], "joint_acc": r["pass@1"], "solo_acc": r["solo_pass@1"],
-                "thought_ok": r["thought_ok"], "greedy_contribution": g["contribution"],
-                "greedy_joint_acc": g["pass@1"], "greedy_thought_ok": g["thought_ok"]}
+            go = evaluate_env(env, with_oracle, problems=problems, num_samples=1, diagnostic=False, seed=999)
+        return {**out, "oracle_acc": o["pass@1"], "greedy_contribution": g["contribution"],
+                "greedy_joint_acc": g["pass@1"], "greedy_thought_ok": g["thought_ok"],
+                "greedy_oracle_acc": go["pass@1"]}
 
     start = measure()
-    tokens, lengths, curve = 0.0, [], []
+    marks = sorted(f for f in args.curve if 0 < f < 1)  # budget fractions where the T = 1 measures are taken
+    tokens, lengths, curve, points = 0.0, [], [], []
     while tokens < args.budget:
+        while marks and tokens >= marks[0] * args.budget:
+            marks.pop(0)
+            points.append({"tokens": tokens, "step": trainer.step, **measure(full=False)})
         m = trainer.train_step()
         tokens += m["perf/generated_tokens"]
         lengths.append(m["thinker/response_len"])
@@ -94,7 +122,7 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, workdir: Path) -> dic
     final = {**measure(), "thought_len": float(np.mean(lengths[-5:]))}
     start["thought_len"] = float(lengths[0])
     return {"arm": arm, "seed": seed, "steps": trainer.step, "tokens": tokens, "eval_problems": len(problems),
-            "start": start, "final": final, "curve": curve}
+            "start": start, "final": final, "curve": curve, "points": points}
 
 
 def summarise(runs: list[dict[str, Any]], arms: list[str]) -> dict[str, Any]:
@@ -109,8 +137,8 @@ def summarise(runs: list[dict[str, Any]], arms: list[str]) -> dict[str, Any]:
 
 
 def print_tables(summary: dict[str, Any]) -> None:
-    heads = ("contribution", "joint", "solo", "thought ok", "thought len", "greedy contr.", "greedy joint",
-             "greedy ok")
+    heads = ("contribution", "joint", "solo", "thought ok", "oracle", "thought len", "greedy contr.",
+             "greedy joint", "greedy ok", "greedy oracle")
     print(f"\n{'arm':<12}{'seeds':>6}" + "".join(f"{h:>14}" for h in heads))
     for arm, r in summary["arms"].items():
         cells = "".join(f"{100 * r[k]:>9.1f}±{100 * r[k + '_sd']:4.1f}" if k != "thought_len" else
@@ -129,22 +157,31 @@ def print_tables(summary: dict[str, Any]) -> None:
 
 
 def plot(runs: list[dict[str, Any]], arms: list[str], path: Path) -> None:
-    """Seed-mean thought length against generated tokens per arm."""
+    """Seed-mean thought length (left) and the Thinker's contribution at T = 1 (right) against generated
+    tokens, per arm."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.0))
     for arm in arms:
         rs = [r for r in runs if r["arm"] == arm]
         n = min(len(r["curve"]) for r in rs)
         x = np.mean([[c["tokens"] for c in r["curve"][:n]] for r in rs], axis=0)
         y = np.mean([[c["thought_len"] for c in r["curve"][:n]] for r in rs], axis=0)
         ax.plot(x / 1000, y, label=arm)
+        k = min(len(r.get("points", [])) for r in rs)
+        pts = [[(0.0, r["start"]["contribution"]), *[(c["tokens"], c["contribution"]) for c in r["points"][:k]],
+                (r["tokens"], r["final"]["contribution"])] for r in rs]  # fmt: skip
+        px, py = np.mean(pts, axis=0).T
+        bx.plot(px / 1000, 100 * py, marker="o", label=arm)
     ax.set_xlabel("generated tokens (thousands)")
     ax.set_ylabel("Thinker message length (tokens, seed mean)")
-    ax.set_title("Free-riding probe: thought length under a thought cost")
+    ax.set_title("Thought length under a thought cost")
+    bx.set_xlabel("generated tokens (thousands)")
+    bx.set_ylabel("Thinker's contribution, T = 1 (points, seed mean)")
+    bx.set_title("Joint minus Solver-alone accuracy")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -155,7 +192,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny budget, two seeds: a smoke test")
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
-    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--cost", type=float, default=0.05, help="credit.thought_cost (default %(default)s)")
     p.add_argument("--model", default="arith-warmstart-freeride")
     p.add_argument("--budget", type=float, default=100000)
@@ -165,6 +202,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--solo", type=int, default=4)
     p.add_argument("--lr", type=float, default=3e-5)
     p.add_argument("--eval-universe", type=int, default=4000)
+    p.add_argument("--curve", type=float, nargs="*", default=[1 / 3, 2 / 3], metavar="FRACTION",
+                   help="also measure contribution, joint/solo accuracy and thought quality (T=1) at these "
+                        "fractions of the budget (default 1/3 and 2/3)")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--out", type=Path, default=RESULTS / "freeride_probe.json")
