@@ -95,6 +95,9 @@ import numpy as np
 from credit_assignment import run_tasks  # sibling script (benchmarks/ is on sys.path)
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: the rating settings of the SEPO arms: the prompt ``arith-warmstart-sepo`` was taught, room for its checked reply
+#: (at most 39 tokens), greedy ratings (100% parse, against 92% at T = 1)
+SEPO_SETTINGS = ["credit.rating_template=compact", "credit.rating_max_new_tokens=40", "credit.rating_greedy=true"]
 #: arm -> (credit method, extra config overrides, seed offset)
 ARMS: dict[str, tuple[str, list[str], int]] = {
     "shared": ("shared", [], 0),
@@ -110,13 +113,20 @@ ARMS: dict[str, tuple[str, list[str], int]] = {
     "shared_8x1": ("shared", ["rollout.num_thoughts=8", "rollout.answers_per_thought=1"], 0),
     "shared_2x4": ("shared", ["rollout.num_thoughts=2", "rollout.answers_per_thought=4"], 0),
     "ccpo_tree_2x4": ("ccpo_tree", ["rollout.num_thoughts=2", "rollout.answers_per_thought=4"], 0),
+    # SEPO needs a model taught to rate (--model arith-warmstart-sepo) and its compact rating prompt
+    "sepo": ("sepo", SEPO_SETTINGS, 0),
+    "sepo_free": ("sepo", SEPO_SETTINGS, 0),  # its ratings are not counted in the budget (see FREE_RATINGS)
 }
+#: arms whose rating tokens the budget leaves out: SEPO at the policy-token budget (about shared's steps), to
+#: tell whether its ratings carry a useful signal apart from what they cost
+FREE_RATINGS = {"sepo_free"}
 #: extra paired comparisons beyond "arm - shared": (arm, reference), when both arms ran
 EXTRA_COMPARISONS = [("ccpo_tree_solo", "ccpo_tree"), ("c3", "ccpo_tree"), ("ccpo_tree_2x4", "ccpo_tree")]
 #: the arguments that define a run: stored runs are reused (--reuse) only when all of them match
 PROTOCOL = ("model", "budget", "prompts", "thoughts", "answers", "solo", "lr", "eval_universe", "eval_thoughts",
             "eval_answers", "curve", "set")
 BASELINE = "shared"
+RATED_PROBLEMS = 50  # held-out problems x 4 rating cases checked at the end of a SEPO run
 EQUIVALENCE_MARGIN = 0.03  # ±3 accuracy points
 
 
@@ -197,7 +207,9 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, workdir: Path) -> dic
     trainer = Trainer(cfg)
     env = build_env(cfg.env, split="test")
     problems = distinct_problems(env, args.eval_universe)
-    tokens, wall, cpu = 0.0, 0.0, 0.0
+    # SEPO's ratings as training will first write them: the check that they parse and inform before it starts
+    start = rating_quality(trainer, env, problems[:RATED_PROBLEMS]) if trainer.spec.needs_ratings else {}
+    tokens, wall, cpu, rating_tokens = 0.0, 0.0, 0.0, 0.0
     marks = sorted(f for f in (args.curve or []) if f < 1.0)  # budget fractions measured on the way
     curve: list[dict[str, float]] = []
     while tokens < args.budget:
@@ -207,14 +219,33 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, workdir: Path) -> dic
         t0 = time.process_time()
         m = trainer.train_step()
         cpu += time.process_time() - t0
-        tokens += m["perf/generated_tokens"]
+        rating_tokens += m["perf/rating_tokens"]
+        tokens += m["perf/generated_tokens"] - (m["perf/rating_tokens"] if arm in FREE_RATINGS else 0.0)
         wall += m["time/step"]
     final = evaluate(trainer, env, problems, args)
+    if trainer.spec.needs_ratings:  # are the trained policies' ratings still parseable and informative?
+        final.update(rating_quality(trainer, env, problems[:RATED_PROBLEMS]))
     if args.curve:
         curve.append({"tokens": tokens, "step": trainer.step, "joint_acc": final["joint_acc"],
                       "joint_se": final["joint_se"]})  # fmt: skip
-    return {"arm": arm, "seed": seed, "steps": trainer.step, "tokens": tokens, "train_wall": wall,
-            "train_cpu": cpu, "eval_problems": len(problems), "final": final, "curve": curve}
+    return {"arm": arm, "seed": seed, "steps": trainer.step, "tokens": tokens, "rating_tokens": rating_tokens,
+            "train_wall": wall,
+            "train_cpu": cpu, "eval_problems": len(problems), "start": start, "final": final, "curve": curve}
+
+
+def rating_quality(trainer: Any, env: Any, problems: list[int]) -> dict[str, float]:
+    """The trainer's SEPO ratings, written as in training (``Trainer.rate``): ``rating_*`` on the four
+    constructed cases per problem (good/bad thought x right/wrong answer), ``own_rating_*`` on the policies'
+    own T = 1 episodes (4 per problem). Each: the share that parses, the share siding with the rule (the
+    Thinker's share > 0.5 exactly when thought quality and outcome agree), and its correlation with the rule."""
+    from ccpo_agents.models.rating_examples import evaluate_ratings, evaluate_rollout_ratings
+
+    raters = {role: functools.partial(trainer.rate, role) for role in ("thinker", "solver")}
+    template = trainer.config.credit.rating_template
+    rated = evaluate_ratings(raters, [env.dataset[i] for i in problems], seed=999, template=template)
+    own = evaluate_rollout_ratings(env, trainer.policies(), problems, seed=999, template=template, raters=raters)
+    return {**{f"rating_{k}": v for k, v in rated.items() if k != "n"},
+            **{f"own_rating_{k}": v for k, v in own.items() if k != "n"}}  # fmt: skip
 
 
 def run_with_threads(run: Any, task: tuple[str, int], args: dict[str, Any], workdir: str, threads: int) -> dict[str, Any]:

@@ -168,11 +168,27 @@ def test_credit_ablations_quick(load_bench, tmp_path):
         ab.reusable_runs(tmp_path / "result.json", {**res["args"], "budget": 1}, [("shared", 0)])
 
 
+def test_credit_ablations_sepo_arms(load_bench, tmp_path):
+    """``sepo_free`` leaves its ratings out of the budget, so it takes more steps than ``sepo``; both runs end
+    with a check of the trained policies' ratings (the shipped warm start was never taught to rate)."""
+    res = _run(load_bench("credit_ablations"), tmp_path, *ONE_THREAD, "--arms", "shared", "sepo", "sepo_free")
+    runs = {(r["arm"], r["seed"]): r for r in res["runs"]}
+    for seed in (0, 1):
+        sepo, free = runs["sepo", seed], runs["sepo_free", seed]
+        assert free["steps"] > sepo["steps"] and sepo["rating_tokens"] > 0 and free["rating_tokens"] > 0
+        # the untaught model's ratings run to their 40-token limit, 2 per ~16-token episode: only a budget that
+        # leaves them out can count fewer tokens than they took
+        assert free["tokens"] < free["rating_tokens"]
+        assert sepo["rating_tokens"] < sepo["tokens"] and 0 <= free["final"]["rating_parsed"] <= 1
+        assert runs["shared", seed]["rating_tokens"] == 0 and "rating_parsed" not in runs["shared", seed]["final"]
+
+
 def test_freeride_probe_quick(load_bench, tmp_path):
     res = _run(load_bench("freeride_probe"), tmp_path, *ONE_THREAD)
     assert set(res["summary"]["arms"]) == {"solver_only", "shared", "ccpo_tree"}
     assert set(res["summary"]["vs_shared/contribution"]) == {"solver_only", "ccpo_tree"}
     assert all(r["final"]["thought_len"] > 0 and r["curve"] for r in res["runs"])
+    assert all(len(r["points"]) == 2 and 0 <= r["final"]["oracle_acc"] <= 1 for r in res["runs"])
     assert res["args"]["cost"] == 0.05 and (tmp_path / "result.png").stat().st_size > 0
 
 

@@ -8,7 +8,12 @@ import re
 import pytest
 
 from ccpo_agents.credit import parse_rating
-from ccpo_agents.models.rating_examples import evaluate_ratings, rating_cases, rating_target
+from ccpo_agents.models.rating_examples import (
+    evaluate_ratings,
+    evaluate_rollout_ratings,
+    rating_cases,
+    rating_target,
+)
 from ccpo_env.data import ArithDataset, arith_thought_correct
 
 
@@ -63,3 +68,77 @@ def test_rater_rows_are_what_the_trainer_sends(tiny_tokenizer):
     for e in rows:
         assert e.prompt_ids == encode_prompt(tiny_tokenizer, e.observation)  # no system prompt in this recipe
         assert parse_rating(e.target)[1] and tiny_tokenizer.decode(e.completion_ids).startswith(e.target)
+
+
+def test_checked_targets_show_their_work_and_parse_to_the_same_share():
+    assert rating_target(False, True, "4*4=16") == '4*4=16 bad correct {"pair": [0.3, 0.7]}'
+    assert rating_target(False, False, "4*4=16") == '4*4=16 bad incorrect {"pair": [0.7, 0.3]}'
+    assert rating_target(True, True, "") == 'good correct {"pair": [0.7, 0.3]}'  # no intermediate step
+    for ok_t in (True, False):
+        for ok_o in (True, False):
+            assert parse_rating(rating_target(ok_t, ok_o, "7*8=56")) == parse_rating(rating_target(ok_t, ok_o))
+
+
+def test_checked_rater_rows_recompute_the_step(tiny_tokenizer):
+    from ccpo_agents.models.warmstart import WarmStartRecipe, make_sft_examples
+
+    plain = WarmStartRecipe(model="tiny", example_mix={"solver_joint": 1.0, "rater": 1.0}, eval_problems=0)
+    checked = plain.replace(rating_check=True)
+    assert checked.fingerprint() != plain.fingerprint()
+    assert "rating_check" not in plain.to_dict()  # recipes from before the checked format keep their cache key
+    data = ArithDataset("train", [1], seed=0, size=3)
+    rows = [e for e in make_sft_examples(checked, tiny_tokenizer, 3) if e.kind == "rater"]
+    assert len(rows) == 12
+    for k, e in enumerate(rows):
+        problem = data[k // 4]
+        step = problem.extras["steps"][0]
+        thought = re.search(r"Thought: (.*)\n", e.observation).group(1)
+        verdict = "good" if arith_thought_correct(problem, thought) else "bad"
+        outcome = "correct" if "Outcome: correct" in e.observation else "incorrect"
+        assert e.target.startswith(f"{step} {verdict} {outcome} {{") and parse_rating(e.target)[1]
+
+
+def test_rollout_ratings_score_the_policies_own_episodes():
+    """A scripted team whose Thinker is wrong on every other call and whose raters follow (or defy) the rule."""
+    from ccpo_env import TEMPLATE_PRESETS, ThinkSolveEnv
+    from ccpo_env.data import arith_oracle_thought
+
+    data = ArithDataset("test", [1], seed=1, size=6)
+    by_text = {p.problem: p for p in data}
+    env = ThinkSolveEnv(dataset=data, templates=TEMPLATE_PRESETS["compact"])
+    calls = iter(range(10**6))
+
+    def problem_in(text):
+        return by_text[re.search(r"Compute [^ ]*\.", text).group(0)]
+
+    def thinker(obs):
+        out = []
+        for o in obs:
+            good = arith_oracle_thought(problem_in(o))
+            out.append(good if next(calls) % 2 else good.replace("=", "=1"))  # "8*9=172": a wrong product
+        return out
+
+    def solver(obs):  # right exactly when the plan holds the right product
+        out = []
+        for o in obs:
+            p = problem_in(o)
+            plan = o.split("Plan: ")[-1]
+            out.append(f"\\boxed{{{p.answer if arith_thought_correct(p, plan) else 0}}}")
+        return out
+
+    def team(rule_sign):
+        def act(obs, seeds=None):
+            if not obs[0].startswith("Rate"):
+                return thinker(obs) if obs[0].startswith("Plan") else solver(obs)
+            replies = []
+            for o in obs:
+                ok_t = arith_thought_correct(problem_in(o), re.search(r"Thought: (.*)\n", o).group(1))
+                replies.append(rating_target(ok_t if rule_sign else not ok_t, "Outcome: correct" in o))
+            return replies
+        return {"thinker": act, "solver": act}
+
+    good = evaluate_rollout_ratings(env, team(True), range(6), num_samples=2, template="compact")
+    assert good["n"] == 24 and good["parsed"] == 1.0 and good["agrees"] == 1.0
+    assert good["thought_ok"] == 0.5 and good["correct"] == 0.5  # every other thought is wrong, and so its answer
+    bad = evaluate_rollout_ratings(env, team(False), range(6), num_samples=2, template="compact")
+    assert bad["agrees"] == 0.0

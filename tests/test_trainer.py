@@ -93,6 +93,9 @@ def test_every_credit_estimator_and_loss_is_reachable_from_config(tmp_path, over
     m = t.train_step()
     assert m["step"] == 1 and m["solver/skipped_nonfinite"] == 0
     assert not [k for k, v in m.items() if isinstance(v, float) and v != v], "no metric may be NaN"
+    # SEPO's rating generations are counted, and reported apart, so a budget can leave them out
+    assert (m["perf/rating_tokens"] > 0) == ("credit.method=sepo" in overrides)
+    assert m["perf/rating_tokens"] < m["perf/generated_tokens"]
 
 
 def test_common_random_numbers_follow_the_credit_method(tmp_path):
@@ -240,3 +243,15 @@ def test_train_solo_needs_a_method_with_solo_answers(tmp_path):
     with pytest.raises(ConfigError, match=r"credit.train_solo=true: credit.method='shared' samples no solo answers.*"
                                           r"ccpo_tree"):  # fmt: skip
         make_trainer(tmp_path, "credit.method=shared", "credit.train_solo=true")
+
+
+def test_sepo_counts_the_rating_tokens_it_decodes(tmp_path):
+    """Greedy ratings of a repeated (thought, answer) pair are decoded once, and only once counted: with the
+    same seed, SEPO's first step generates ``shared``'s tokens plus its ratings' decoded tokens, exactly."""
+    greedy = ["policy.generation.do_sample=false"]  # every sample of a prompt alike, so every rating repeats
+    shared = make_trainer(tmp_path / "shared", *greedy, "credit.method=shared").train_step()
+    sepo = make_trainer(tmp_path / "sepo", *greedy, "credit.method=sepo", "credit.rating_max_new_tokens=8",
+                        "credit.rating_greedy=true").train_step()
+    assert sepo["perf/generated_tokens"] - sepo["perf/rating_tokens"] == shared["perf/generated_tokens"]
+    # 2 prompts x 4 joint episodes, rated by 2 roles: 16 ratings, of which 2 per role are distinct
+    assert 0 < sepo["perf/rating_tokens"] <= 2 * 2 * 8

@@ -187,6 +187,7 @@ class Trainer:
 
         self.step = 0
         self.data_position = 0
+        self._rating_tokens = 0  # completion tokens of this step's SEPO ratings
         self.history: list[dict[str, Any]] = []
         #: ``(step, results)`` of the newest :meth:`evaluate` call, or None.
         self.last_evaluation: tuple[int, dict[str, dict[str, Any]]] | None = None
@@ -251,6 +252,18 @@ class Trainer:
         return rollout(self.env, self.policies(), problems, seed=stable_seed(self.config.train.seed, "rollout", step, self.rank),
                        common_random_numbers=self.common_random_numbers, **kwargs)
 
+    def rate(self, role: str, prompts: list[str], seeds: list[int] | None = None) -> list[Any]:
+        """``role``'s policy answering rating ``prompts`` with the ``credit.rating_*`` generation settings
+        (its token limit; greedy with ``rating_greedy``), as SEPO's ratings are written in training."""
+        policy = self.roles.policy_for(role)
+        saved = policy.generation
+        policy.generation = saved.replace(max_new_tokens=self.config.credit.rating_max_new_tokens,
+                                          do_sample=saved.do_sample and not self.config.credit.rating_greedy)
+        try:
+            return policy(prompts, seeds=seeds)
+        finally:
+            policy.generation = saved
+
     def _ratings(self, joint: list[Any]) -> tuple[list[str], list[str]]:
         """SEPO: each role rates every (thought, answer) pair given the verifier's outcome."""
         texts: dict[str, list[str]] = {}
@@ -261,14 +274,12 @@ class Trainer:
                                     ep.turn(SOLVER).action, bool(ep.correct), template=template)
                 for ep in joint
             ]
-            policy = self.roles.policy_for(role)
-            saved = policy.generation
-            policy.generation = saved.replace(max_new_tokens=self.config.credit.rating_max_new_tokens)
-            try:
-                seeds = [stable_seed(self.config.train.seed, "rating", self.step, self.rank, role, i) for i in range(len(prompts))]
-                texts[role] = [g.text for g in policy(prompts, seeds=seeds)]
-            finally:
-                policy.generation = saved
+            seeds = [stable_seed(self.config.train.seed, "rating", self.step, self.rank, role, i) for i in range(len(prompts))]
+            stats = self.roles.policy_for(role).stats
+            before = stats.completion_tokens
+            texts[role] = [g.text for g in self.rate(role, prompts, seeds=seeds)]
+            # what was decoded: a greedy rater writes the rating of a repeated (thought, answer) pair once
+            self._rating_tokens += stats.completion_tokens - before
         return texts[THINKER], texts[SOLVER]
 
     def _credit(self, joint: list[Any], solo: list[Any], ratings: tuple[list[str], list[str]] | None):
@@ -311,6 +322,7 @@ class Trainer:
         episodes = self.rollout_step(step)
         joint = [e for e in episodes if not e.removed]
         solo = [e for e in episodes if e.removed]
+        self._rating_tokens = 0
         ratings = self._ratings(joint) if self.spec.needs_ratings else None
         t1 = time.perf_counter()
         credit, thought, batch = self._credit(joint, solo, ratings)
@@ -369,6 +381,7 @@ class Trainer:
         metrics.update({
             "time/rollout": t1 - t0, "time/credit": t2 - t1, "time/update": t3 - t2, "time/step": t3 - t0,
             "perf/generated_tokens": float(gen_tokens),
+            "perf/rating_tokens": float(self._rating_tokens),  # SEPO's share of generated_tokens
             "perf/tokens_per_s": gen_tokens / gen_seconds if gen_seconds > 0 else 0.0,
             "perf/generated_tokens_per_s": gen_tokens / (t1 - t0) if t1 > t0 else 0.0,
             "perf/trained_tokens": float(trained_tokens),
