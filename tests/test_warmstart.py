@@ -307,3 +307,14 @@ def test_recipe_reproduces_the_shipped_weights(tmp_path: Path) -> None:
     final = sum(c["loss"] for c in curve[-10:]) / 10
     final_shipped = sum(c["loss"] for c in shipped_curve[-10:]) / 10
     assert final == pytest.approx(final_shipped, rel=0.15), (final, final_shipped)
+
+
+def test_a_child_of_the_shipped_parent_starts_from_the_shipped_weights(tmp_path: Path) -> None:
+    """Building ``arith-warmstart-freeride`` does not rebuild its parent when the package ships it (~10 min)."""
+    from ccpo_agents.models.tiny import load_tiny
+
+    child = ws.default_recipe("arith-warmstart-freeride").replace(num_steps=1, lr=0.0, eval_problems=0)
+    path = build_warmstart(child, cache_dir=tmp_path, progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no parent folder was built
+    (pm, _), (cm, _) = load_tiny(ws.shipped_folder("arith-warmstart")), load_tiny(path)
+    assert all(torch.equal(a, b) for a, b in zip(pm.state_dict().values(), cm.state_dict().values()))  # lr 0

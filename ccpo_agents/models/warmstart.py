@@ -115,6 +115,9 @@ class WarmStartRecipe:
             parent's fingerprint is part of this recipe's, so a changed parent rebuilds the child.
         rating_template: the SEPO rating prompt preset of ``rater`` examples (default ``"compact"``: a fifth of
             the tokens of the full instructions; RL must use the same, ``credit.rating_template=compact``).
+        rating_check: teach the checked rating reply (the right intermediate results, ``good``/``bad`` for the
+            thought, then the JSON; see :mod:`ccpo_agents.models.rating_examples`) instead of the JSON alone
+            (default False). RL's ``credit.rating_max_new_tokens`` must leave room for it (~30 tokens).
     """
 
     model: str = "tiny-small"
@@ -140,6 +143,7 @@ class WarmStartRecipe:
     eval_seed: int = 1234
     init_from: str | None = None
     rating_template: str = "compact"
+    rating_check: bool = False
 
     def __post_init__(self) -> None:
         from ccpo_agents.models.tiny import TINY_PRESETS
@@ -173,7 +177,9 @@ class WarmStartRecipe:
         if d["init_from"] is None:
             del d["init_from"]
         if "rater" not in self.example_mix:  # only recipes with rating examples depend on it
-            del d["rating_template"]
+            del d["rating_template"], d["rating_check"]
+        elif not self.rating_check:  # recipes from before the checked format keep their fingerprint
+            del d["rating_check"]
         return d
 
     def fingerprint(self) -> str:
@@ -205,7 +211,8 @@ def default_recipe(name: str = "arith-warmstart") -> WarmStartRecipe:
       builds with the items mixed in ended with the Solver's addition not generalised, but they also carried a
       since-fixed bug that added bad rows, so they settle nothing.)
     - ``"arith-warmstart-sepo"``: ``"arith-warmstart"`` trained on with SEPO rating examples (``rater``, see
-      :mod:`ccpo_agents.models.rating_examples`), so that SEPO's ratings parse and carry information; its
+      :mod:`ccpo_agents.models.rating_examples`) in the checked format (``rating_check``: the JSON alone parsed
+      but sided with thought quality at chance), so that SEPO's ratings parse and carry information; its
       metrics add ``rating_parsed`` / ``rating_agrees`` per temperature.
     """
     if name == "arith-warmstart":
@@ -215,7 +222,8 @@ def default_recipe(name: str = "arith-warmstart") -> WarmStartRecipe:
         return WarmStartRecipe(init_from="arith-warmstart", num_steps=1500, warmup_steps=20, example_mix=mix)
     if name == "arith-warmstart-sepo":
         mix = {"thinker": 0.3, "solver_joint": 1.0, "solver_solo": 0.05, "rater": 1.0}
-        return WarmStartRecipe(init_from="arith-warmstart", num_steps=600, warmup_steps=20, example_mix=mix)
+        return WarmStartRecipe(init_from="arith-warmstart", num_steps=1500, warmup_steps=20, example_mix=mix,
+                               rating_check=True)
     raise ValueError(f"unknown warm-start model {name!r}; valid names: {list(WARMSTART_NAMES)}")
 
 
@@ -264,9 +272,12 @@ def make_sft_examples(
         from ccpo_agents.models.rating_examples import rating_cases, rating_target
 
         problems = [p for _, p in _distinct(data, n)]
-        for role, prompt, thought_ok, outcome_ok in rating_cases(problems, recipe.seed, recipe.rating_template):
+        cases = rating_cases(problems, recipe.seed, recipe.rating_template)
+        per_case = [p for p in problems for _ in range(4)]  # rating_cases makes 4 cases a problem
+        for problem, (role, prompt, thought_ok, outcome_ok) in zip(per_case, cases, strict=True):
+            check = arith_oracle_thought(problem) if recipe.rating_check else None
             rows.append(("rater", False, prompt, recipe.system_prompts.get(role) or "",
-                         rating_target(thought_ok, outcome_ok)))
+                         rating_target(thought_ok, outcome_ok, check)))
     texts = [render_prompt(tokenizer, obs, sp or None) for _, _, obs, sp, _ in rows]
     templated = {t for _, t in texts}
     if len(templated) != 1:  # cannot happen for one tokenizer; guards the batched call below
@@ -397,7 +408,7 @@ def evaluate_warmstart(
             for level, r in team["by_level"].items()
         }  # fmt: skip
         if recipe.example_mix.get("rater", 0) > 0:
-            from ccpo_agents.models.rating_examples import evaluate_ratings
+            from ccpo_agents.models.rating_examples import evaluate_ratings, evaluate_rollout_ratings
 
             raters = {role: HFPolicy(model, tokenizer, role=role, generation=gen.replace(max_new_tokens=64),
                                      system_prompt=recipe.system_prompts.get(role) or None)
@@ -405,6 +416,9 @@ def evaluate_warmstart(
             rated = evaluate_ratings(raters, [data[i] for i in range(max(1, n // 4))], seed=seed,
                                      template=recipe.rating_template)
             row.update({f"rating_{k}": v for k, v in rated.items() if k != "n"})
+            own = evaluate_rollout_ratings(env, raters, range(max(1, n // 4)), seed=seed,
+                                           template=recipe.rating_template)  # the team's own episodes
+            row.update({f"own_rating_{k}": v for k, v in own.items() if k != "n"})
         results["greedy" if temp is None else f"T={temp}"] = row
     return results
 
@@ -413,7 +427,8 @@ def evaluate_warmstart(
 TABLE_ROWS = {"joint": "(a) joint", "oracle": "(b) Solver + oracle thought", "solo": "(c) Solver alone",
               "thinker": "(d) Thinker correct", "easy_joint": "(e) one-op item, team",
               "easy_solo": "(f) one-op item, Solver alone", "rating_parsed": "(g) SEPO rating parses",
-              "rating_agrees": "(h) rating sides with thought quality"}  # fmt: skip
+              "rating_agrees": "(h) rating sides with thought quality",
+              "own_rating_agrees": "(i) the same, rating its own episodes"}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------- build, cache
@@ -445,7 +460,10 @@ def build_warmstart(
         if recipe.init_from is not None:
             from ccpo_agents.models.tiny import load_tiny
 
-            parent = build_warmstart(default_recipe(recipe.init_from), cache_dir=root, progress=progress)
+            # the shipped weights when they are the parent's current recipe: rebuilding them costs ~10 minutes
+            parent_recipe = default_recipe(recipe.init_from)
+            parent = _current_shipped(recipe.init_from, parent_recipe) or build_warmstart(
+                parent_recipe, cache_dir=root, progress=progress)
             model, tokenizer = load_tiny(parent)
         else:
             model, tokenizer = _build_model(recipe)
@@ -495,11 +513,16 @@ def resolve_warmstart(name: str, *, progress: bool = True) -> Path:
     if name not in WARMSTART_NAMES:
         raise ValueError(f"unknown warm-start model {name!r}; valid names: {list(WARMSTART_NAMES)}")
     recipe = default_recipe(name)
+    return _current_shipped(name, recipe) or build_warmstart(recipe, progress=progress)
+
+
+def _current_shipped(name: str, recipe: WarmStartRecipe) -> Path | None:
+    """The shipped folder of ``name`` if it holds ``recipe``'s build (same fingerprint), else None."""
     shipped = shipped_folder(name)
     manifest = shipped / "metrics.json"
     if manifest.is_file() and json.loads(manifest.read_text()).get("fingerprint") == recipe.fingerprint():
         return shipped
-    return build_warmstart(recipe, progress=progress)
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
