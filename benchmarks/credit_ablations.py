@@ -31,6 +31,10 @@ arm                           what it is
                               test): the default estimator already normalises per role
 ``shared_8x1``, ``shared_2x4``  the same 8 joint answers per prompt split as 8 thoughts x 1 answer or
 ``ccpo_tree_2x4``             2 x 4 instead of 4 x 2 (the tree needs m >= 2, so it has no 8 x 1)
+``sepo``                      SEPO with a model taught to rate (``--model arith-warmstart-sepo``):
+                              compact prompt, greedy ratings of at most 40 tokens, counted in the budget
+``sepo_free``                 the same with its rating tokens left out of the budget: about ``shared``'s
+                              steps, to tell whether the ratings carry a useful signal apart from cost
 ============================  =====================================================================
 
 Protocol (fixed before the run; the defaults below):
@@ -53,6 +57,15 @@ seed-mean accuracy at the full budget ``B``. Its interval is a paired bootstrap 
 curve never reaches the target within ``B`` counts as ratio ≤ 1 (recorded as 0, so the lower bound is
 conservative).
 
+The SEPO study (fixed before its run): arms ``shared``, ``sepo``, ``sepo_free``, all from
+``arith-warmstart-sepo`` (``shared`` from the same weights, so the pairs differ only in credit), 10 seeds,
+the curve at 0 / 25 / 50 / 70% of the budget. Before training, and again at the budget, each SEPO run rates
+the 4 constructed cases and 4 of its own T = 1 episodes for each of 50 held-out problems, with the settings
+training uses: SEPO enters the comparison only if its ratings parse (> 95%) and side with the
+thought-quality rule more often than chance. Primary endpoints: ``sepo − shared`` and ``sepo_free − shared``
+in joint accuracy at T = 1 at the budget, Bonferroni level 1 − 0.05/2; secondary: greedy, the Solver alone,
+the share of thoughts holding the right intermediate step (what the ratings judge), token efficiency.
+
 Reusing stored runs (``--reuse JSON``): an earlier result file's runs of the requested arms and seeds are
 taken instead of retrained when every protocol argument matches, after one check: the reference arm's first
 seed is retrained and must reproduce the stored run exactly (final and curve accuracies, tokens). The same
@@ -74,6 +87,8 @@ Run::
     python benchmarks/credit_ablations.py --jobs 2 --arms shared ccpo_tree shared_8x1 shared_2x4 ccpo_tree_2x4 \
         --curve 0 0.25 0.5 0.7 --reuse benchmarks/results/credit_efficiency.json \
         --out benchmarks/results/credit_split.json   # the n x m split
+    python benchmarks/credit_ablations.py --jobs 2 --arms shared sepo sepo_free --model arith-warmstart-sepo \
+        --curve 0 0.25 0.5 0.7 --out benchmarks/results/credit_sepo.json   # SEPO with ratings that inform
     python benchmarks/credit_ablations.py --quick               # smoke test
     python benchmarks/credit_ablations.py --summarise benchmarks/results/credit_ablations.json   # tables only
 """
@@ -175,6 +190,7 @@ def evaluate(trainer: Any, env: Any, problems: list[int], args: argparse.Namespa
     """Joint/solo accuracy at T = 1 (``thoughts × answers`` per problem) and at greedy decoding; with
     ``joint_only`` the T = 1 joint accuracy alone (the points of a ``--curve``)."""
     from ccpo_agents.evaluation import evaluate_env
+    from ccpo_env.data import arith_thought_correct
 
     policies = trainer.policies()
     if joint_only:
@@ -182,11 +198,14 @@ def evaluate(trainer: Any, env: Any, problems: list[int], args: argparse.Namespa
                          answers_per_thought=args.eval_answers, diagnostic=False, seed=999)  # fmt: skip
         return {"joint_acc": r["pass@1"], "joint_se": r["pass@1_se"]}
     r = evaluate_env(env, policies, problems=problems, num_samples=args.eval_thoughts,
-                     answers_per_thought=args.eval_answers, num_solo=args.eval_thoughts, seed=999)
-    out = {"joint_acc": r["pass@1"], "joint_se": r["pass@1_se"], "solo_acc": r["solo_pass@1"]}
+                     answers_per_thought=args.eval_answers, num_solo=args.eval_thoughts, seed=999,
+                     thought_check=arith_thought_correct)  # fmt: skip
+    out = {"joint_acc": r["pass@1"], "joint_se": r["pass@1_se"], "solo_acc": r["solo_pass@1"],
+           "thought_ok": r["thought_ok"]}  # fmt: skip
     with greedy_decoding(policies):
-        g = evaluate_env(env, policies, problems=problems, num_samples=1, num_solo=1, seed=999)
-    out.update(greedy_joint_acc=g["pass@1"], greedy_solo_acc=g["solo_pass@1"])
+        g = evaluate_env(env, policies, problems=problems, num_samples=1, num_solo=1, seed=999,
+                         thought_check=arith_thought_correct)
+    out.update(greedy_joint_acc=g["pass@1"], greedy_solo_acc=g["solo_pass@1"], greedy_thought_ok=g["thought_ok"])
     return out
 
 
@@ -265,7 +284,8 @@ def arm_rows(runs: list[dict[str, Any]], arms: list[str], metrics: tuple[str, ..
     for arm in arms:
         rs = [r for r in runs if r["arm"] == arm]
         row: dict[str, float] = {"seeds": len(rs)}
-        for k in metrics or tuple(rs[0]["final"]):
+        # default: the metrics every run of the arm measured (runs reused from before a metric existed lack it)
+        for k in metrics or tuple(k for k in rs[0]["final"] if all(k in r["final"] for r in rs)):
             vals = np.array([r["final"][k] for r in rs])
             row[k] = float(vals.mean())
             row[k + "_sd"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
@@ -351,6 +371,8 @@ def summarise(runs: list[dict[str, Any]], arms: list[str]) -> dict[str, Any]:
     extra = [(a, b) for a, b in EXTRA_COMPARISONS if a in arms and b in arms]
     k = len([a for a in arms if a != BASELINE]) + len(extra)  # every comparison shares the Bonferroni budget
     metrics = ("joint_acc", "greedy_joint_acc", "solo_acc")
+    if all("thought_ok" in r["final"] for r in runs if r["arm"] in arms):  # measured since the SEPO study
+        metrics += ("thought_ok", "greedy_thought_ok")
     out: dict[str, Any] = {"arms": rows, "vs_shared": {m: compare(runs, m, arms, k=k) for m in metrics}}
     for ref in dict.fromkeys(b for _, b in extra):  # one table per reference, all its arms
         mine = [a for a, b in extra if b == ref]
@@ -396,7 +418,11 @@ def print_tables(summary: dict[str, Any]) -> None:
     for arm, r in summary["arms"].items():
         print(f"{arm:<18}{r['seeds']:>6}{100 * r['joint_acc']:>8.1f}±{100 * r['joint_acc_sd']:4.1f}"
               f"{100 * r['greedy_joint_acc']:>8.1f}±{100 * r['greedy_joint_acc_sd']:4.1f}"
-              f"{100 * r['solo_acc']:>7.1f}±{100 * r['solo_acc_sd']:3.1f}{r['steps']:>7.0f}{r['train_cpu']:>7.0f}")
+              f"{100 * r['solo_acc']:>7.1f}±{100 * r['solo_acc_sd']:3.1f}{r['steps']:>7.0f}{r['train_cpu']:>7.0f}"
+              + (f"   right step {100 * r['thought_ok']:.1f} (greedy {100 * r['greedy_thought_ok']:.1f})"
+                 if "thought_ok" in r else "")
+              + (f"   own ratings: parse {100 * r['own_rating_parsed']:.0f}%, side with the rule "
+                 f"{100 * r['own_rating_agrees']:.0f}%" if "own_rating_agrees" in r else ""))
     for name in [k for k in summary if k.startswith("vs_")]:
         for metric, rows in summary[name].items():
             print(f"\n{metric}: arm − {name[3:]}, paired by seed (points; Bonferroni-adjusted intervals)")
@@ -423,8 +449,10 @@ def reusable_runs(path: Path, args: dict[str, Any], tasks: list[tuple[str, int]]
 
 
 def same_run(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Two runs of one (arm, seed) agree exactly in what the study measures."""
-    return a["final"] == b["final"] and a["curve"] == b["curve"] and a["tokens"] == b["tokens"]
+    """Two runs of one (arm, seed) agree exactly in what the study measures (the final measures both hold:
+    a stored run may predate one)."""
+    same_final = all(a["final"][k] == b["final"][k] for k in a["final"].keys() & b["final"].keys())
+    return same_final and a["curve"] == b["curve"] and a["tokens"] == b["tokens"]
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
