@@ -31,11 +31,9 @@ from ccpo_agents.algos import estimate_advantages
 from ccpo_agents.config import ConfigError, ExperimentConfig
 from ccpo_agents.config.validate import check_config
 from ccpo_agents.credit import (
-    RATING_TEMPLATES,
     CreditAssigner,
     CreditResult,
     GlobalHistoryNormalizer,
-    build_rating_prompt,
     credit_batch_from_episodes,
     ratings_from_texts,
 )
@@ -51,6 +49,7 @@ from ccpo_agents.trainer.fsdp import (
 )
 from ccpo_agents.trainer.logging import MetricsLogger, plot_curves
 from ccpo_agents.trainer.memory import peak_memory_mb, reset_peak_memory
+from ccpo_agents.trainer.ratings import rate, write_ratings
 from ccpo_agents.trainer.samples import add_solo_answers, apply_thought_cost, build_role_batches
 from ccpo_agents.trainer.update import RoleUpdate, update_role
 from ccpo_env import rollout
@@ -255,32 +254,18 @@ class Trainer:
     def rate(self, role: str, prompts: list[str], seeds: list[int] | None = None) -> list[Any]:
         """``role``'s policy answering rating ``prompts`` with the ``credit.rating_*`` generation settings
         (its token limit; greedy with ``rating_greedy``), as SEPO's ratings are written in training."""
-        policy = self.roles.policy_for(role)
-        saved = policy.generation
-        policy.generation = saved.replace(max_new_tokens=self.config.credit.rating_max_new_tokens,
-                                          do_sample=saved.do_sample and not self.config.credit.rating_greedy)
-        try:
-            return policy(prompts, seeds=seeds)
-        finally:
-            policy.generation = saved
+        c = self.config.credit
+        return rate(self.roles.policy_for(role), prompts, seeds, max_new_tokens=c.rating_max_new_tokens,
+                    greedy=c.rating_greedy)  # fmt: skip
 
     def _ratings(self, joint: list[Any]) -> tuple[list[str], list[str]]:
         """SEPO: each role rates every (thought, answer) pair given the verifier's outcome."""
-        texts: dict[str, list[str]] = {}
-        template = RATING_TEMPLATES[self.config.credit.rating_template]
-        for role in (THINKER, SOLVER):
-            prompts = [
-                build_rating_prompt(role, self.env.dataset[ep.problem_index].problem, ep.turn(THINKER).action,
-                                    ep.turn(SOLVER).action, bool(ep.correct), template=template)
-                for ep in joint
-            ]
-            seeds = [stable_seed(self.config.train.seed, "rating", self.step, self.rank, role, i) for i in range(len(prompts))]
-            stats = self.roles.policy_for(role).stats
-            before = stats.completion_tokens
-            texts[role] = [g.text for g in self.rate(role, prompts, seeds=seeds)]
-            # what was decoded: a greedy rater writes the rating of a repeated (thought, answer) pair once
-            self._rating_tokens += stats.completion_tokens - before
-        return texts[THINKER], texts[SOLVER]
+        c = self.config.credit
+        by_thinker, by_solver, self._rating_tokens = write_ratings(
+            {r: self.roles.policy_for(r) for r in (THINKER, SOLVER)}, self.env.dataset, joint,
+            template=c.rating_template, max_new_tokens=c.rating_max_new_tokens, greedy=c.rating_greedy,
+            seed_for=lambda role, i: stable_seed(self.config.train.seed, "rating", self.step, self.rank, role, i))
+        return by_thinker, by_solver
 
     def _credit(self, joint: list[Any], solo: list[Any], ratings: tuple[list[str], list[str]] | None):
         """Credit on the all-gathered batch; returns (local CreditResult, local thought ids, global batch)."""
