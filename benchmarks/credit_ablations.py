@@ -31,6 +31,9 @@ arm                           what it is
                               test): the default estimator already normalises per role
 ``shared_8x1``, ``shared_2x4``  the same 8 joint answers per prompt split as 8 thoughts x 1 answer or
 ``ccpo_tree_2x4``             2 x 4 instead of 4 x 2 (the tree needs m >= 2, so it has no 8 x 1)
+``ccpo_tree_k1``, ``_k2``     ccpo_tree with k = 1 or 2 solo answers per prompt instead of 4: a
+                              noisier V_solo (a per-prompt offset, so only variance changes) for
+                              fewer solo tokens and more steps in the budget
 ``sepo``                      SEPO with a model taught to rate (``--model arith-warmstart-sepo``):
                               compact prompt, greedy ratings of at most 40 tokens, counted in the budget
 ``sepo_free``                 the same with its rating tokens left out of the budget: about ``shared``'s
@@ -66,6 +69,11 @@ thought-quality rule more often than chance. Primary endpoints: ``sepo − share
 in joint accuracy at T = 1 at the budget, Bonferroni level 1 − 0.05/2; secondary: greedy, the Solver alone,
 the share of thoughts holding the right intermediate step (what the ratings judge), token efficiency.
 
+The solo-count study (fixed before its run): arms ``shared``, ``ccpo_tree`` (k = 4), ``ccpo_tree_k1``,
+``ccpo_tree_k2`` on both tasks, 10 seeds, the curve at 0 / 25 / 50 / 70%; ``shared`` and ``ccpo_tree`` reused
+from the token-efficiency study. Primary endpoint: each arm's token efficiency against ``shared`` (95% paired
+bootstrap); end points against ``shared`` and against ``ccpo_tree`` at the Bonferroni level 1 − 0.05/5.
+
 Reusing stored runs (``--reuse JSON``): an earlier result file's runs of the requested arms and seeds are
 taken instead of retrained when every protocol argument matches, after one check: the reference arm's first
 seed is retrained and must reproduce the stored run exactly (final and curve accuracies, tokens). The same
@@ -89,6 +97,9 @@ Run::
         --out benchmarks/results/credit_split.json   # the n x m split
     python benchmarks/credit_ablations.py --jobs 2 --arms shared sepo sepo_free --model arith-warmstart-sepo \
         --curve 0 0.25 0.5 0.7 --out benchmarks/results/credit_sepo.json   # SEPO with ratings that inform
+    python benchmarks/credit_ablations.py --jobs 2 --arms shared ccpo_tree ccpo_tree_k1 ccpo_tree_k2 \
+        --curve 0 0.25 0.5 0.7 --reuse benchmarks/results/credit_efficiency.json \
+        --out benchmarks/results/credit_solo_k.json   # fewer solo answers (and the same on the second task)
     python benchmarks/credit_ablations.py --quick               # smoke test
     python benchmarks/credit_ablations.py --summarise benchmarks/results/credit_ablations.json   # tables only
 """
@@ -128,6 +139,9 @@ ARMS: dict[str, tuple[str, list[str], int]] = {
     "shared_8x1": ("shared", ["rollout.num_thoughts=8", "rollout.answers_per_thought=1"], 0),
     "shared_2x4": ("shared", ["rollout.num_thoughts=2", "rollout.answers_per_thought=4"], 0),
     "ccpo_tree_2x4": ("ccpo_tree", ["rollout.num_thoughts=2", "rollout.answers_per_thought=4"], 0),
+    # the tree with fewer solo answers per prompt (k = 4 by default): can its counterfactual cost be cut?
+    "ccpo_tree_k1": ("ccpo_tree", ["rollout.num_solo=1"], 0),
+    "ccpo_tree_k2": ("ccpo_tree", ["rollout.num_solo=2"], 0),
     # SEPO needs a model taught to rate (--model arith-warmstart-sepo) and its compact rating prompt
     "sepo": ("sepo", SEPO_SETTINGS, 0),
     "sepo_free": ("sepo", SEPO_SETTINGS, 0),  # its ratings are not counted in the budget (see FREE_RATINGS)
@@ -136,7 +150,8 @@ ARMS: dict[str, tuple[str, list[str], int]] = {
 #: tell whether its ratings carry a useful signal apart from what they cost
 FREE_RATINGS = {"sepo_free"}
 #: extra paired comparisons beyond "arm - shared": (arm, reference), when both arms ran
-EXTRA_COMPARISONS = [("ccpo_tree_solo", "ccpo_tree"), ("c3", "ccpo_tree"), ("ccpo_tree_2x4", "ccpo_tree")]
+EXTRA_COMPARISONS = [("ccpo_tree_solo", "ccpo_tree"), ("c3", "ccpo_tree"), ("ccpo_tree_2x4", "ccpo_tree"),
+                     ("ccpo_tree_k1", "ccpo_tree"), ("ccpo_tree_k2", "ccpo_tree")]
 #: the arguments that define a run: stored runs are reused (--reuse) only when all of them match
 PROTOCOL = ("model", "budget", "prompts", "thoughts", "answers", "solo", "lr", "eval_universe", "eval_thoughts",
             "eval_answers", "curve", "set")
