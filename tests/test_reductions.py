@@ -78,3 +78,23 @@ def test_sepo_with_neutral_ratings_is_shared():
     sepo, shared = assign_credit("sepo", b), assign_credit("shared", b)
     for role in ("thinker", "solver"):
         np.testing.assert_allclose(sepo.rewards[role], shared.rewards[role])
+
+
+def test_sepo_in_a_group_of_equal_outcomes_is_the_rating_alone_at_full_scale():
+    """Where every answer to a prompt is right, shared reward's GRPO advantage is 0 for every thought. SEPO's
+    rewards differ there only by the rating bonus λ·(w − mean w), ±0.04 here, and GRPO's σ scales it to unit
+    size: in such groups the Thinker learns from its ratings alone, as strongly as from an outcome."""
+    a = ["0.7", "0.7", "0.3", "0.3", "0.5", "0.5"]  # both raters give thought 0 the most credit, thought 1 the least
+    texts = [f'{{"pair": [{x}, {round(1 - float(x), 1)}]}}' for x in a]
+    b = CreditBatch(joint_reward=[1] * 6, group=[0] * 6, thought=[0, 0, 1, 1, 2, 2],
+                    ratings=ratings_from_texts(texts, texts))
+
+    def advantages(method: str) -> np.ndarray:
+        res = assign_credit(method, b)
+        ids, mean, first = res.per_thought("thinker", b.thought)
+        np.testing.assert_allclose(mean, {"sepo": [1.04, 0.96, 1.0], "shared": [1.0, 1.0, 1.0]}[method])
+        keys = [res.group_keys["thinker"][i] for i in first]
+        return estimate_advantages(EstimatorConfig(name="grpo"), mean, keys, baselined=False).numpy()
+
+    np.testing.assert_allclose(advantages("shared"), 0.0)
+    np.testing.assert_allclose(advantages("sepo"), [1.0, -1.0, 0.0], atol=1e-4)  # ±0.04 / σ (sample std 0.04)
