@@ -419,7 +419,7 @@ def plot_efficiency(summary: dict[str, Any], path: Path) -> None:
         return
     target = targets[0]
     ax.axhline(100 * target, color="grey", ls="--", lw=1, label="shared at the full budget")
-    ax.set_xlabel("generated tokens (thousands, solo branches counted)")
+    ax.set_xlabel("generated tokens (thousands; solo answers and ratings counted, not sepo_free's ratings)")
     ax.set_ylabel("held-out joint accuracy, T = 1 (%)")
     ax.set_title("Token efficiency against shared reward (seed means)")
     ax.legend(fontsize=8)
