@@ -22,11 +22,17 @@ the contribution, joint accuracy and thought quality also under greedy decoding 
 the **Solver with an oracle thought** (the right intermediate steps written for it: its skill at using a perfect
 thought, 2 answers per problem at T = 1, 1 greedy). The T = 1 contribution, accuracies and thought quality are
 also taken at 1/3 and 2/3 of the budget (``--curve``), for the contribution over training.
-Each arm against ``shared``, paired by seed, at the Bonferroni level 1 − 0.05/2.
+Each arm against ``shared``, paired by seed, at the Bonferroni level 1 − 0.05/(number of other arms).
+
+A longer run (fixed before it ran) asks whether ``shared`` starts to free-ride later: ``shared`` and
+``ccpo_tree`` only (the control has collapsed by 70,000 tokens), 200,000 tokens, 10 seeds, one comparison at
+95%, the same measures, with the points on the way at 1/3 and 2/3 of the longer budget.
 
 Run::
 
-    python benchmarks/freeride_probe.py --jobs 2 --seeds 10    # 30 runs
+    python benchmarks/freeride_probe.py --jobs 2 --seeds 10    # 30 runs, 18 min on 2 cores
+    python benchmarks/freeride_probe.py --jobs 2 --seeds 10 --arms shared ccpo_tree --budget 200000 \
+        --out benchmarks/results/freeride_probe_200k.json      # the longer run
     python benchmarks/freeride_probe.py --quick       # smoke test
 """
 
