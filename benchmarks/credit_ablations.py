@@ -452,15 +452,41 @@ def print_tables(summary: dict[str, Any]) -> None:
             print(f"  {arm:<18}{e['ratio']:6.2f}x  [{e['ci'][0]:.2f}, {e['ci'][1]:.2f}]  ({e['seeds']} seeds)")
 
 
-def reusable_runs(path: Path, args: dict[str, Any], tasks: list[tuple[str, int]]) -> dict[tuple[str, int], Any]:
-    """The runs of the result file ``path`` that are among ``tasks``, if its protocol matches ``args``."""
+def reusable_runs(path: Path, args: dict[str, Any], tasks: list[tuple[str, int]],
+                  protocol: tuple[str, ...] = PROTOCOL) -> dict[tuple[str, int], Any]:  # fmt: skip
+    """The runs of the result file ``path`` that are among ``tasks``, if its ``protocol`` arguments match
+    ``args``."""
     stored = json.loads(Path(path).read_text())
-    differ = [k for k in PROTOCOL if (stored["args"].get(k) or None) != (args.get(k) or None)]
+    differ = [k for k in protocol if (stored["args"].get(k) or None) != (args.get(k) or None)]
     if differ:
         raise SystemExit(f"--reuse {path}: its runs used other settings for {differ} "
                          f"({[stored['args'].get(k) for k in differ]} against {[args.get(k) for k in differ]})")
     wanted = set(tasks)
     return {(r["arm"], r["seed"]): r for r in stored["runs"] if (r["arm"], r["seed"]) in wanted}
+
+
+def run_or_reuse(run: Any, tasks: list[tuple[str, int]], args: argparse.Namespace, *, threads: int, report: Any,
+                 protocol: tuple[str, ...] = PROTOCOL, baseline: str = BASELINE) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
+    """Every ``(arm, seed)`` task trained with ``run`` (``args.jobs`` at a time), except those ``args.reuse`` (a
+    result file whose ``protocol`` arguments match) holds: those are taken once ``baseline``'s first stored
+    seed, retrained, reproduces its stored run exactly. Returns the runs in ``tasks`` order and the reused count."""
+    reused = reusable_runs(args.reuse, vars(args), tasks, protocol) if args.reuse else {}
+    if reused:
+        check = (baseline, 0) if (baseline, 0) in reused else next(iter(reused))
+        todo = [check] + [t for t in tasks if t not in reused]
+    else:
+        todo = tasks
+    fresh = dict(zip(todo, run_tasks(functools.partial(run_with_threads, run), todo, vars(args), jobs=args.jobs,
+                                     threads=threads, report=report)))  # fmt: skip
+    if reused:
+        if not same_run(fresh[check], reused[check]):
+            key = "joint_acc"
+            raise SystemExit(f"--reuse: {check[0]} seed {check[1]} did not reproduce {args.reuse} on this machine "
+                             f"(stored {key} {reused[check]['final'][key]:.4f}, now "
+                             f"{fresh[check]['final'][key]:.4f}): other CPU kind or thread count. "
+                             "Rerun without --reuse; the fresh runs are lost only if you do not keep the log.")
+        print(f"--reuse: {check[0]} seed {check[1]} reproduced exactly; {len(reused)} stored runs reused")
+    return [fresh.get(t) or reused[t] for t in tasks], len(reused)
 
 
 def same_run(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -524,25 +550,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"[{time.perf_counter() - t0:6.0f}s] {r['arm']:<18} seed {r['seed']}: joint {f['joint_acc']:.3f} "
               f"greedy {f['greedy_joint_acc']:.3f} solo {f['solo_acc']:.3f} ({r['steps']} steps)", flush=True)
 
-    reused = reusable_runs(args.reuse, vars(args), tasks) if args.reuse else {}
-    if reused:
-        check = (BASELINE, 0) if (BASELINE, 0) in reused else next(iter(reused))
-        todo = [check] + [t for t in tasks if t not in reused]
-    else:
-        todo = tasks
-    fresh = dict(zip(todo, run_tasks(functools.partial(run_with_threads, run_arm), todo, vars(args), jobs=args.jobs, threads=threads, report=report)))
-    if reused:
-        if not same_run(fresh[check], reused[check]):
-            raise SystemExit(f"--reuse: {check[0]} seed {check[1]} did not reproduce {args.reuse} on this machine "
-                             f"(stored joint {reused[check]['final']['joint_acc']:.4f}, now "
-                             f"{fresh[check]['final']['joint_acc']:.4f}): other CPU kind or thread count. "
-                             "Rerun without --reuse; the fresh runs are lost only if you do not keep the log.")
-        print(f"--reuse: {check[0]} seed {check[1]} reproduced exactly; {len(reused)} stored runs reused")
-    runs = [fresh.get(t) or reused[t] for t in tasks]
+    runs, reused = run_or_reuse(run_arm, tasks, args, threads=threads, report=report)
     summary = summarise(runs, args.arms)
     print_tables(summary)
     result = {"benchmark": "credit_ablations", "args": vars(args), "summary": summary, "runs": runs,
-              "reused_from": str(args.reuse) if reused else None, "reused_runs": len(reused),
+              "reused_from": str(args.reuse) if reused else None, "reused_runs": reused,
               "seconds": time.perf_counter() - t0}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1, default=str))

@@ -26,20 +26,26 @@ Each arm against ``shared``, paired by seed, at the Bonferroni level 1 − 0.05/
 
 A longer run (fixed before it ran) asks whether ``shared`` starts to free-ride later: ``shared`` and
 ``ccpo_tree`` only (the control has collapsed by 70,000 tokens), 200,000 tokens, 10 seeds, one comparison at
-95%, the same measures, with the points on the way at 1/3 and 2/3 of the longer budget.
+95%, the same measures, with the points on the way at 1/3 and 2/3 of the longer budget. It found
+``shared``'s thoughts shortening between 100,000 and 200,000 tokens in every seed. A follow-up arm (fixed
+before its run) tests one cause: ``shared_dr_grpo``, shared reward without GRPO's std scaling, which in a
+prompt whose answers all agree scales the centred thought cost to unit size; primary endpoint the thought
+length at the budget against ``shared``, then the contribution, the Bonferroni level 1 − 0.05/2.
 
 Run::
 
     python benchmarks/freeride_probe.py --jobs 2 --seeds 10    # 30 runs, 18 min on 2 cores
     python benchmarks/freeride_probe.py --jobs 2 --seeds 10 --arms shared ccpo_tree --budget 200000 \
         --out benchmarks/results/freeride_probe_200k.json      # the longer run
+    python benchmarks/freeride_probe.py --jobs 2 --seeds 10 --arms shared ccpo_tree shared_dr_grpo \
+        --budget 200000 --reuse benchmarks/results/freeride_probe_200k.json \
+        --out benchmarks/results/freeride_probe_200k.json      # + shared without std scaling
     python benchmarks/freeride_probe.py --quick       # smoke test
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import time
@@ -52,12 +58,22 @@ from credit_ablations import (  # sibling scripts (benchmarks/ is on sys.path)
     compare,
     distinct_problems,
     greedy_decoding,
-    run_with_threads,
+    run_or_reuse,
 )
-from credit_assignment import run_tasks
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ARMS = ("solver_only", "shared", "ccpo_tree")
+#: arm -> (credit method, extra config overrides)
+ARMS: dict[str, tuple[str, list[str]]] = {
+    "solver_only": ("solver_only", []),
+    "shared": ("shared", []),
+    "ccpo_tree": ("ccpo_tree", []),
+    # shared reward without GRPO's std scaling: in a prompt whose answers all agree, GRPO scales the centred
+    # thought cost to unit size, Dr.GRPO leaves it at its own size
+    "shared_dr_grpo": ("shared", ["algo.estimator.name=dr_grpo"]),
+}
+DEFAULT_ARMS = ["solver_only", "shared", "ccpo_tree"]
+#: the arguments that define a run: stored runs are reused (--reuse) only when all of them match
+PROTOCOL = ("model", "budget", "prompts", "thoughts", "answers", "solo", "lr", "eval_universe", "cost", "curve")
 METRICS = ("contribution", "joint_acc", "solo_acc", "thought_ok", "oracle_acc", "thought_len",
            "greedy_contribution", "greedy_joint_acc", "greedy_thought_ok", "greedy_oracle_acc")
 
@@ -87,7 +103,7 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, workdir: Path) -> dic
             "env.dataset_options={level: [1], variant: freeride}", f"rollout.prompts_per_step={args.prompts}",
             f"rollout.num_thoughts={args.thoughts}", f"rollout.answers_per_thought={args.answers}",
             f"rollout.num_solo={args.solo}", f"optim.lr={args.lr}", f"train.steps={10**6}",
-            f"credit.method={arm}", f"credit.thought_cost={args.cost}", f"train.seed={seed}",
+            f"credit.method={ARMS[arm][0]}", *ARMS[arm][1], f"credit.thought_cost={args.cost}", f"train.seed={seed}",
             f"train.output_dir={workdir / f'{arm}-{seed}'}"]
     cfg = load_config(overrides=over)
     trainer = Trainer(cfg)
@@ -197,7 +213,7 @@ def plot(runs: list[dict[str, Any]], arms: list[str], path: Path) -> None:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny budget, two seeds: a smoke test")
-    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    p.add_argument("--arms", nargs="+", default=DEFAULT_ARMS, choices=list(ARMS))
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--cost", type=float, default=0.05, help="credit.thought_cost (default %(default)s)")
     p.add_argument("--model", default="arith-warmstart-freeride")
@@ -214,6 +230,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--out", type=Path, default=RESULTS / "freeride_probe.json")
+    p.add_argument("--reuse", type=Path, default=None,
+                   help="take the runs of the requested arms and seeds from this earlier result file when its "
+                        "protocol matches, after 'shared' seed 0 retrained reproduces its stored run exactly")
     args = p.parse_args(argv)
     if args.quick:
         args.seeds, args.budget, args.prompts, args.thoughts, args.solo, args.eval_universe = 2, 600, 2, 2, 2, 8
@@ -230,10 +249,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"{r['start']['contribution']:+.3f} -> {f['contribution']:+.3f}, thought len {r['start']['thought_len']:.1f}"
               f" -> {f['thought_len']:.1f}, joint {f['joint_acc']:.3f} ({r['steps']} steps)", flush=True)
 
-    runs = run_tasks(functools.partial(run_with_threads, run_arm), tasks, vars(args), jobs=args.jobs, threads=threads, report=report)
+    runs, reused = run_or_reuse(run_arm, tasks, args, threads=threads, report=report, protocol=PROTOCOL)
     summary = summarise(runs, args.arms)
     print_tables(summary)
     result = {"benchmark": "freeride_probe", "args": vars(args), "summary": summary, "runs": runs,
+              "reused_from": str(args.reuse) if reused else None, "reused_runs": reused,
               "seconds": time.perf_counter() - t0}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1, default=str))
