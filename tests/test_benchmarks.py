@@ -183,6 +183,19 @@ def test_credit_ablations_sepo_arms(load_bench, tmp_path):
         assert runs["shared", seed]["rating_tokens"] == 0 and "rating_parsed" not in runs["shared", seed]["final"]
 
 
+def test_freeride_probe_reuses_stored_runs_and_runs_shared_without_std_scaling(load_bench, tmp_path):
+    probe = load_bench("freeride_probe")
+    first = _run(probe, tmp_path / "a", *ONE_THREAD, "--arms", "shared")
+    again = _run(probe, tmp_path / "b", *ONE_THREAD, "--arms", "shared", "shared_dr_grpo",
+                 "--reuse", str(tmp_path / "a" / "result.json"))  # fmt: skip
+    assert again["reused_runs"] == 2 and set(again["summary"]["arms"]) == {"shared", "shared_dr_grpo"}
+    stored = {r["seed"]: r for r in first["runs"]}
+    assert all(r["final"] == stored[r["seed"]]["final"] for r in again["runs"] if r["arm"] == "shared")
+    with pytest.raises(SystemExit, match="cost"):  # another thought cost is another protocol
+        probe.main(["--quick", "--cost", "0.1", "--reuse", str(tmp_path / "a" / "result.json"),
+                    "--out", str(tmp_path / "c.json")])
+
+
 def test_freeride_probe_quick(load_bench, tmp_path):
     res = _run(load_bench("freeride_probe"), tmp_path, *ONE_THREAD)
     assert set(res["summary"]["arms"]) == {"solver_only", "shared", "ccpo_tree"}
