@@ -146,6 +146,9 @@ class CreditConfig:
             thinking is no longer free). Each thought's training reward gains ``−c·(ℓ_j − ℓ̄)``, ``ℓ_j`` its
             length in tokens and ``ℓ̄`` the mean over the prompt's thoughts; centred so that it shifts baselined
             and unbaselined credit alike and moves no prompt's mean. Think–Solve only. Default 0.0 (off).
+            Under ``grpo`` a prompt whose answers all agree has the cost as its only variation, and the std
+            scaling makes it a full-size advantage: the same ``c`` pushes much harder than under ``dr_grpo``
+            or a baselined credit (``benchmarks/README.md``, the 200k-token free-riding probe).
     """
 
     method: str = "ccpo_tree"
